@@ -1,0 +1,6 @@
+#include <cstdio>
+
+int main() {
+  std::puts("nucleus: under construction");
+  return 0;
+}

@@ -1,0 +1,38 @@
+#pragma once
+// Matrix products against stored weights: Y[n][rows] = X[n][cols] · Wᵀ.
+// One call serves decode (n = 1, matrix × vector) and prefill (n > 1, matrix
+// × matrix). Batch invariance: every output element is reduced in an order
+// that depends only on `cols` — never on n, on the thread count or on which
+// thread ran it — so a row's result is bit-identical however it is batched.
+#include <cstdint>
+#include <vector>
+
+#include "formats/tensor.h"
+#include "util/thread_pool.h"
+
+namespace nucleus::kernels {
+
+struct Matrix {
+  DType type = DType::F32;
+  int64_t rows = 0;  // output features
+  int64_t cols = 0;  // input features (row length)
+  const uint8_t* data = nullptr;  // rows × row_bytes(type, cols), row-major
+};
+
+// Scratch memory owned by the caller and reused across calls, so the decode
+// loop allocates nothing once it has seen its largest batch.
+struct MatmulWorkspace {
+  std::vector<uint8_t> bytes;
+  uint8_t* reserve(size_t n) {
+    if (bytes.size() < n) bytes.resize(n);
+    return bytes.data();
+  }
+};
+
+void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool,
+            MatmulWorkspace& ws);
+
+// The scalar reference every SIMD path is tested against.
+void matmul_reference(const Matrix& w, const float* x, int64_t n, float* y);
+
+}  // namespace nucleus::kernels

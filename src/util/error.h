@@ -1,0 +1,20 @@
+#pragma once
+// One error mechanism for the whole engine: throw nucleus::Error with a message
+// that names the file, field and value; front ends catch it at their boundary
+// and print it as one line.
+#include <stdexcept>
+#include <string>
+
+namespace nucleus {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Throws Error(message) when cond is false; keeps checks on hostile input terse.
+inline void check(bool cond, const std::string& message) {
+  if (!cond) throw Error(message);
+}
+
+}  // namespace nucleus
