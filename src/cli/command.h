@@ -1,0 +1,32 @@
+#pragma once
+// Every `nucleus` subcommand lives in its own file and exposes one add_*
+// function that registers its options and returns how to run it.
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+namespace nucleus::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;  // returns the process exit code; may throw nucleus::Error
+};
+
+// Options shared by the commands that load a model.
+struct ModelOptions {
+  std::string model;      // empty = the bundled stories260K
+  std::string tokenizer;  // llama2.c tokenizer.bin; empty = beside the model
+  int threads = 0;        // 0 = all hardware threads (capped at 2 cores' worth of work anyway)
+
+  void add_to(CLI::App* app);
+  std::string model_path() const;  // resolves the default
+  int thread_count() const;
+};
+
+Command add_generate(CLI::App& app);
+Command add_logits(CLI::App& app);
+Command add_tokenize(CLI::App& app);
+Command add_detokenize(CLI::App& app);
+Command add_info(CLI::App& app);
+
+}  // namespace nucleus::cli
