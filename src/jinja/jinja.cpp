@@ -282,6 +282,7 @@ Value sort_keys_deep(const Value& v) {
 
 class Interp {
  public:
+  explicit Interp(int64_t max_iterations) : max_iterations_(max_iterations) {}
   Value eval(const Expr& e, const FramePtr& f);
   Flow exec(const Body& body, const FramePtr& f, std::string& out);
 
@@ -299,9 +300,10 @@ class Interp {
   void assign(const Stmt& s, const Value& v, const FramePtr& f);
   Value make_macro(const Stmt& s, const FramePtr& f);
   void count_iteration(int line) {
-    if (++iterations_ > kMaxLoopIterations) fail(line, "template exceeds " + std::to_string(kMaxLoopIterations) + " loop iterations");
+    if (++iterations_ > max_iterations_) fail(line, "template exceeds " + std::to_string(max_iterations_) + " loop iterations");
   }
 
+  int64_t max_iterations_;
   int64_t iterations_ = 0;
   int call_depth_ = 0;
 };
@@ -1127,13 +1129,13 @@ void add_builtins(Frame& root) {
 }  // namespace
 
 Template::Template(const std::string& source, const Options& options)
-    : body_(std::make_shared<const Body>(parse(lex(source, options)))) {}
+    : body_(std::make_shared<const Body>(parse(lex(source, options)))), options_(options) {}
 
 std::string Template::render(const std::map<std::string, Value>& vars) const {
   auto root = std::make_shared<Frame>();
   add_builtins(*root);
   for (const auto& [k, v] : vars) root->vars[k] = v;
-  Interp interp;
+  Interp interp(options_.max_loop_iterations);
   std::string out;
   interp.exec(*body_, root, out);
   return out;

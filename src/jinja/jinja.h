@@ -28,7 +28,6 @@ struct Stmt;
 
 // Limits that keep hostile templates bounded in time, memory and stack.
 inline constexpr int kMaxCallDepth = 64;                     // nested macro calls
-inline constexpr int64_t kMaxLoopIterations = 10'000'000;    // all loops of one render
 inline constexpr size_t kMaxOutputBytes = size_t{64} << 20;  // rendered text
 inline constexpr int64_t kMaxRangeLength = 1'000'000;        // range() result
 
@@ -46,6 +45,7 @@ class Template {
 
  private:
   std::shared_ptr<const std::vector<std::unique_ptr<Stmt>>> body_;
+  Options options_;
 };
 
 }  // namespace nucleus::jinja

@@ -15,6 +15,9 @@ struct Options {
   bool lstrip_blocks = false;
   // Keep a single trailing newline of the template (Jinja drops it by default).
   bool keep_trailing_newline = false;
+  // Bound on loop iterations (all loops of one render together), so that a
+  // hostile template cannot spin for hours.
+  int64_t max_loop_iterations = 10'000'000;
 };
 
 enum class TokenType { Name, String, Int, Float, Op };
