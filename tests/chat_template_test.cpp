@@ -148,6 +148,9 @@ TEST(ChatTemplate, Qwen3EnableThinkingFalse) {
   ChatTemplate t = load_chat_template(config_path("qwen3"));
   EXPECT_EQ(render_chat(t, kConv, true, json{{"enable_thinking", false}}),
             kQwenTurns + "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  // A plain (key-sorted) nlohmann::json converts as well.
+  EXPECT_EQ(render_chat(t, kConv, true, nlohmann::json{{"enable_thinking", false}}),
+            kQwenTurns + "<|im_start|>assistant\n<think>\n\n</think>\n\n");
   // enable_thinking true (or absent) adds nothing.
   EXPECT_EQ(render_chat(t, kConv, true, json{{"enable_thinking", true}}), kQwenTurns + "<|im_start|>assistant\n");
 }

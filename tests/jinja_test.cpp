@@ -405,7 +405,7 @@ TEST(JinjaErrors, UnknownAndUnsupported) {
 TEST(JinjaErrors, RuntimeErrors) {
   expect_error("{{ x.y }}", {"'x' is undefined", "attribute 'y'"});
   expect_error("{{ x['y'] }}", {"'x' is undefined"});
-  expect_error("{{ x.y.z }}", {"is undefined"}, json{{"x", json::object()}});
+  expect_error("{{ x.y.z }}", {"dict object has no attribute 'y'", "reading attribute 'z'"}, json{{"x", json::object()}});
   expect_error("{{ x + 1 }}", {"'x' is undefined"});
   expect_error("{{ 'a' + 1 }}", {"unsupported operand types for +: 'str' and 'int'"});
   expect_error("{{ 1 / 0 }}", {"division by zero"});

@@ -309,7 +309,7 @@ class Interp {
 };
 
 [[noreturn]] void undefined_error(const Value& v, int line, const std::string& doing) {
-  fail(line, "'" + v.undefined_name() + "' is undefined (" + doing + ")");
+  fail(line, v.undefined_name() + " (" + doing + ")");
 }
 
 Value Interp::eval(const Expr& e, const FramePtr& f) {
@@ -317,7 +317,7 @@ Value Interp::eval(const Expr& e, const FramePtr& f) {
     case ExprKind::Literal: return e.literal;
     case ExprKind::Name: {
       const Value* v = f->find(e.name);
-      return v ? *v : Value::undefined(e.name);
+      return v ? *v : Value::undefined("'" + e.name + "' is undefined");
     }
     case ExprKind::List: {
       List l;
@@ -403,7 +403,7 @@ Value Interp::eval(const Expr& e, const FramePtr& f) {
     }
     case ExprKind::Cond: {
       if (eval(*e.args[1], f).truthy()) return eval(*e.args[0], f);
-      return e.args[2] ? eval(*e.args[2], f) : Value::undefined("else branch of inline if");
+      return e.args[2] ? eval(*e.args[2], f) : Value::undefined("inline if without else is undefined");
     }
   }
   fail(e.line, "unknown expression");
@@ -863,7 +863,7 @@ Value Interp::apply_filter(const std::string& name, const Value& v, Args& a, int
   if (name == "first" || name == "last") {
     no_args();
     std::vector<Value> items = iterate(v, line);
-    if (items.empty()) return Value::undefined("no " + name + " item of an empty sequence");
+    if (items.empty()) return Value::undefined("empty sequence has no " + name + " item");
     return name == "first" ? items.front() : items.back();
   }
   if (name == "reverse") {
@@ -1035,7 +1035,7 @@ Value Interp::make_macro(const Stmt& s, const FramePtr& f) {
     }
     for (size_t i = 0; i < def->params.size(); ++i) {
       if (given[i]) continue;
-      fr->vars[def->params[i].first] = def->params[i].second ? self->eval(*def->params[i].second, fr) : Value::undefined(def->params[i].first);
+      fr->vars[def->params[i].first] = def->params[i].second ? self->eval(*def->params[i].second, fr) : Value::undefined("macro parameter '" + def->params[i].first + "' is undefined");
     }
     if (++self->call_depth_ > kMaxCallDepth) {
       fail(line, "macro calls nested deeper than " + std::to_string(kMaxCallDepth) + " (recursive macro?)");

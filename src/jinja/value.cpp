@@ -200,7 +200,7 @@ static void json_dump(std::string& out, const Value& v, int indent, int level) {
   const char* item_sep = indent >= 0 ? "," : ", ";
   if (v.is_none() || v.is_undefined()) {
     // Jinja passes Undefined to json.dumps, which rejects it; None is null.
-    if (v.is_undefined()) throw Error("jinja: tojson: value is undefined ('" + v.undefined_name() + "')");
+    if (v.is_undefined()) throw Error("tojson: cannot serialize an undefined value: " + v.undefined_name());
     out += "null";
   } else if (v.is_bool()) {
     out += v.as_bool() ? "true" : "false";

@@ -35,7 +35,7 @@ struct Namespace {
 };
 
 struct Undefined {
-  std::string name;  // what was looked up, for error messages
+  std::string name;  // why it is undefined ("'x' is undefined"), for error messages
 };
 struct None {};
 
@@ -58,7 +58,7 @@ class Value {
   Value(std::shared_ptr<Namespace> ns) : v_(std::move(ns)) {}
   Value(Function f) : v_(std::make_shared<const Function>(std::move(f))) {}
 
-  static Value undefined(std::string name) { return Value(Storage(Undefined{std::move(name)})); }
+  static Value undefined(std::string why) { return Value(Storage(Undefined{std::move(why)})); }
   static Value from_json(const nlohmann::ordered_json& j);
 
   bool is_undefined() const { return std::holds_alternative<Undefined>(v_); }
