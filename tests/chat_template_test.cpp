@@ -238,6 +238,13 @@ class ChatLoad : public ::testing::Test {
   }
 };
 
+TEST(ChatTemplate, RenderErrorsNameTheFile) {
+  ChatTemplate t = load_chat_template(config_path("llama3-instruct"));
+  // A numeric role makes the template's '<|start_header_id|>' + message['role'] fail.
+  expect_error_contains([&] { render_chat(t, kConv, false, json{{"messages", json::array({{{"role", 1}, {"content", "x"}}})}}); },
+                        {"llama3-instruct.tokenizer_config.json", "chat_template", "line 1", "unsupported operand types for +: 'str' and 'int'"});
+}
+
 TEST_F(ChatLoad, MistralHasNoTemplate) {
   expect_error_contains([] { load_chat_template(config_path("mistral-v0.1")); }, {"mistral-v0.1", "no 'chat_template'"});
 }

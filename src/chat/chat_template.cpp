@@ -81,8 +81,13 @@ std::string render_chat(const std::string& template_src, const std::vector<ChatM
 
 std::string render_chat(const ChatTemplate& tmpl, const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                         const nlohmann::ordered_json& extra_vars) {
-  if (!tmpl.compiled) return render_chat(tmpl.source, messages, add_generation_prompt, tmpl.bos_token, tmpl.eos_token, extra_vars);
-  return render_compiled(*tmpl.compiled, messages, add_generation_prompt, tmpl.bos_token, tmpl.eos_token, extra_vars);
+  try {
+    if (!tmpl.compiled) return render_chat(tmpl.source, messages, add_generation_prompt, tmpl.bos_token, tmpl.eos_token, extra_vars);
+    return render_compiled(*tmpl.compiled, messages, add_generation_prompt, tmpl.bos_token, tmpl.eos_token, extra_vars);
+  } catch (const Error& e) {
+    if (tmpl.origin.empty()) throw;
+    throw Error(tmpl.origin + ": chat_template: " + e.what());
+  }
 }
 
 ChatTemplate load_chat_template(const std::string& path) {
@@ -94,6 +99,7 @@ ChatTemplate load_chat_template(const std::string& path) {
   }
   if (!cfg.is_object()) throw Error(path + ": expected a JSON object at top level");
   ChatTemplate out;
+  out.origin = path;
   auto it = cfg.find("chat_template");
   if (it != cfg.end() && it->is_string()) {
     out.source = it->get<std::string>();

@@ -22,6 +22,7 @@ struct ChatMessage {
 };
 
 struct ChatTemplate {
+  std::string origin;     // file it was loaded from, named in error messages
   std::string source;     // the Jinja template text
   std::string bos_token;  // "" when the config has none
   std::string eos_token;  // "" when the config has none
