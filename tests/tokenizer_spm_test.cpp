@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,47 @@ TEST(SpmTokenizer, Tok512MatchesRunCEncode) {
   ASSERT_EQ(v.size(), 512);
   SpmTokenizer tok(v);
   check_vectors(tok, "tok512", 46);
+}
+
+// The built-in cases of npm llama-tokenizer-js@1.2.2 (ids include BOS).
+void check_js_cases(const Tokenizer& tok) {
+  const auto j = nlohmann::json::parse(test::read_file(kData + "js_tokenizer_package_vectors.json"));
+  const auto& cases = j.at("llama2-spm (llama-tokenizer-js@1.2.2)");
+  ASSERT_EQ(cases.size(), 12u);
+  size_t passed = 0;
+  for (const auto& c : cases) {
+    const auto text = c.at("text").get<std::string>();
+    const auto expected = c.at("ids").get<std::vector<int32_t>>();
+    ASSERT_TRUE(c.at("add_bos").get<bool>());
+    const auto ids = tok.encode(text, true);
+    EXPECT_EQ(ids_str(ids), ids_str(expected)) << "text: '" << text << "'";
+    passed += ids == expected;
+    EXPECT_EQ(tok.decode(ids), text);
+  }
+  std::printf("llama-tokenizer-js cases: %zu/%zu pass\n", passed, cases.size());
+}
+
+TEST(SpmTokenizer, LlamaTokenizerJsCases) {
+  check_js_cases(*make_tokenizer(test::read_gguf_vocab_for_test(kData + "ggml-vocab-llama-spm.gguf")));
+  check_js_cases(SpmTokenizer(test::read_tokenizer_bin(kData + "llama2_tokenizer.bin")));
+}
+
+TEST(SpmTokenizer, Phi3UserDefinedTokenIsSplitFromText) {
+  // In the Phi-3 vocabulary "</s>" (id 2) is USER_DEFINED, so llama.cpp
+  // matches it in raw text even without special-token parsing, and the text
+  // after it gets its own U+2581 prefix like the text before it.
+  SpmTokenizer tok(test::read_gguf_vocab_for_test(kData + "ggml-vocab-phi-3.gguf"));
+  ASSERT_EQ(tok.type(2), TokenType::UserDefined);
+  std::vector<int32_t> expected = tok.encode("Hello", false);
+  expected.push_back(2);
+  for (int32_t id : tok.encode("world", false)) expected.push_back(id);
+  EXPECT_EQ(tok.encode("Hello</s>world", false), expected);
+  EXPECT_EQ(tok.token_bytes(2, 1), "</s>");
+  // Control tokens such as <|user|> (32010) stay text.
+  ASSERT_EQ(tok.type(32010), TokenType::Control);
+  const auto ids = tok.encode("<|user|>", false);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 32010), 0);
+  EXPECT_EQ(tok.token_bytes(32010, 1), "");
 }
 
 // A small hand-built vocabulary; expectations below are worked out by hand.
