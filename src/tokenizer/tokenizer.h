@@ -18,6 +18,13 @@ class Tokenizer {
 
   // Encodes text; prepends BOS when add_bos is true and the vocabulary has one.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_bos) const = 0;
+  // Like encode, but text spelling a special token (control, e.g. "<s>" or
+  // "<|user|>") becomes that token, as llama.cpp does with parse_special:
+  // for prompts rendered from chat templates. Tokenizers that do not
+  // override it treat such text as plain text.
+  virtual std::vector<int32_t> encode_with_specials(std::string_view text, bool add_bos) const {
+    return encode(text, add_bos);
+  }
   // The bytes a token contributes to decoded text when it follows `prev`
   // (SentencePiece drops the leading space of the first piece after BOS).
   // Control tokens such as BOS/EOS contribute nothing. Throws Error for an id
