@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -231,6 +232,9 @@ TEST(SpmTokenizer, RejectsInconsistentVocab) {
   v = toy_vocab();
   v.unk_id = -7;
   EXPECT_THROW(SpmTokenizer{v}, Error);
+  v = toy_vocab();
+  v.scores[4] = std::nanf("");
+  EXPECT_THROW(SpmTokenizer{v}, Error);
   EXPECT_THROW(SpmTokenizer{Vocab{}}, Error);
 }
 
@@ -261,7 +265,7 @@ TEST(SpmTokenizer, LongInputIsFast) {
   const auto ids = tok.encode(text, true);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("encoded %zu bytes into %zu tokens in %.3f s\n", text.size(), ids.size(), s);
-  EXPECT_LT(s, 1.0);
+  EXPECT_LT(s, 2.0);  // ~0.1-0.2 s measured; a quadratic merge loop takes minutes
   EXPECT_EQ(tok.decode(ids), text);
 }
 

@@ -1,6 +1,8 @@
 #include "tokenizer/spm_tokenizer.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <queue>
 
 #include "util/error.h"
@@ -105,6 +107,10 @@ SpmTokenizer::SpmTokenizer(const Vocab& vocab)
   // never has a space in a piece, so rewriting makes both forms one.
   for (const std::string& t : vocab.tokens) text_.push_back(escape_spaces(t));
   scores_ = vocab.scores.empty() ? std::vector<float>(n, 0.0f) : vocab.scores;
+  // A NaN would break the merge queue's ordering.
+  for (size_t i = 0; i < n; ++i) {
+    check(!std::isnan(scores_[i]), "tokenizer: score of token " + std::to_string(i) + " is NaN");
+  }
 
   types_.resize(n);
   byte_value_.assign(n, -1);
@@ -175,6 +181,9 @@ std::vector<int32_t> SpmTokenizer::encode_impl(std::string_view text, bool add_b
   std::vector<int32_t> out;
   if (add_bos && bos_ >= 0) out.push_back(bos_);
   if (text.empty()) return out;
+  // Symbol offsets are 32-bit; the escaped text can grow by 3x.
+  check(text.size() < UINT32_MAX / 3,
+        "tokenizer: text of " + std::to_string(text.size()) + " bytes is too long to encode");
 
   // Split the raw text around special tokens, longest first. llama.cpp does
   // this for user-defined tokens even when special tokens are not parsed.
