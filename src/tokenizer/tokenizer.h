@@ -50,7 +50,9 @@ std::unique_ptr<Tokenizer> make_tokenizer(const Vocab& vocab);
 
 // Turns a stream of ids into text without ever splitting a UTF-8 character
 // across two outputs: bytes of an incomplete character are held back until
-// the character is complete (or flushed, as U+FFFD, at the end).
+// the character is complete (or flushed, as U+FFFD, at the end). Bytes that
+// cannot be part of a valid character become U+FFFD as soon as that is known,
+// so every push() output is valid UTF-8.
 class StreamingDetokenizer {
  public:
   explicit StreamingDetokenizer(const Tokenizer& tok, int32_t prev = -1) : tok_(tok), prev_(prev) {}
