@@ -46,6 +46,7 @@ int run_cost_command(const CostOptions& o) {
   ModelConfig cfg;
   std::string name;
   DType dtype = DType::F32;
+  check(o.shape.empty() || o.model.model.empty(), "cost: give either -m MODEL or --shape NAME, not both");
   if (!o.shape.empty()) {
     cfg = cost::named_shape(o.shape);
     name = o.shape;

@@ -151,6 +151,8 @@ std::string format_bytes(double bytes) {
 }
 
 std::string format_seconds(double seconds) {
+  if (seconds >= 2 * 86400) return fixed(seconds / 86400, 1) + " days";
+  if (seconds >= 2 * 3600) return fixed(seconds / 3600, 1) + " h";
   if (seconds >= 1) return fixed(seconds, seconds >= 100 ? 0 : 2) + " s";
   if (seconds >= 1e-3) return fixed(seconds * 1e3, seconds >= 0.1 ? 0 : 2) + " ms";
   return fixed(seconds * 1e6, 1) + " µs";

@@ -84,7 +84,8 @@ void draw_panel(std::string& out, const ChartPanel& p, double x0, const std::str
   }
   const Unit unit = pick_unit(ymax, p.bytes);
   const double ystep = nice_step(ymax / unit.scale, 5);
-  const double ytop = std::max(ystep, std::ceil(ymax / unit.scale / ystep - 1e-9) * ystep);
+  // Headroom above the highest end so its value label sits above the line.
+  const double ytop = std::max(ystep, std::ceil(ymax / unit.scale * 1.08 / ystep - 1e-9) * ystep);
   const double xmax = static_cast<double>(std::max<size_t>(n, 1));
   const double xstep = nice_step(xmax, 6);
   // The x axis ends at the last token; ticks stop at the last multiple of the step.
