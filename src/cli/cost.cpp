@@ -28,8 +28,10 @@ struct CostOptions {
   std::string type;
 };
 
-// The weight type the file mostly stores: that of its largest matrix.
+// The weight type of the layer matrices (files often keep the embedding or
+// lm_head in another type); the largest matrix's type when there is no layer 0.
 DType dominant_type(const ModelFile& file) {
+  if (const TensorView* q = file.find("blk.0.attn_q.weight")) return q->type;
   DType t = DType::F32;
   int64_t most = -1;
   for (const auto& [name, view] : file.tensors) {
