@@ -1,7 +1,10 @@
 // The analytic cost model against hand calculations written out below, the
 // lecture's generic formula, and published parameter counts; the report, SVG
 // chart and probe cache for structure and round trips.
+#include "cost/cost.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -10,9 +13,6 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
-#include "cost/cost.h"
 #include "cost/probe.h"
 #include "cost/report.h"
 #include "cost/svg_chart.h"
@@ -36,7 +36,9 @@ ModelConfig mha_config(int64_t h, int64_t layers) {
 
 // stories260K: dim 64, 5 layers, 8 heads, 4 KV heads, head_dim 8 (kv_dim 32),
 // FFN 172, vocab 512.
-ModelConfig stories260k() { return named_shape("stories260k"); }
+ModelConfig stories260k() {
+  return named_shape("stories260k");
+}
 
 TEST(CostGeneric, PerLayerFormulaForSeveralShapes) {
   for (int64_t h : {64, 256, 4096}) {
@@ -44,7 +46,8 @@ TEST(CostGeneric, PerLayerFormulaForSeveralShapes) {
       for (int64_t s : {1, 7, 512}) {
         const ModelConfig cfg = mha_config(h, 6);
         const GenericCost g = generic_cost(cfg, b, s, s, 1);
-        const double bd = static_cast<double>(b), sd = static_cast<double>(s), hd = static_cast<double>(h);
+        const double bd = static_cast<double>(b), sd = static_cast<double>(s),
+                     hd = static_cast<double>(h);
         const double formula = 24 * bd * sd * hd * hd + 4 * bd * sd * sd * hd;
         EXPECT_DOUBLE_EQ(g.per_layer, formula) << "b=" << b << " s=" << s << " h=" << h;
         EXPECT_DOUBLE_EQ(g.layers, 6 * formula);
@@ -85,18 +88,18 @@ TEST(CostExact, Stories260kPrefillByHand) {
   // Prefill of s = 4 tokens, batch 1, logits for the last row only.
   const PhaseCost c = prefill_cost(stories260k(), DType::F32, 1, 4, 1);
   // Projections: layers · 2 · rows · in · out.
-  EXPECT_DOUBLE_EQ(c.attn_q, 5.0 * 2 * 4 * 64 * 64);   // 163840
-  EXPECT_DOUBLE_EQ(c.attn_k, 5.0 * 2 * 4 * 64 * 32);   // 81920
-  EXPECT_DOUBLE_EQ(c.attn_v, 5.0 * 2 * 4 * 64 * 32);   // 81920
-  EXPECT_DOUBLE_EQ(c.attn_o, 5.0 * 2 * 4 * 64 * 64);   // 163840
+  EXPECT_DOUBLE_EQ(c.attn_q, 5.0 * 2 * 4 * 64 * 64);  // 163840
+  EXPECT_DOUBLE_EQ(c.attn_k, 5.0 * 2 * 4 * 64 * 32);  // 81920
+  EXPECT_DOUBLE_EQ(c.attn_v, 5.0 * 2 * 4 * 64 * 32);  // 81920
+  EXPECT_DOUBLE_EQ(c.attn_o, 5.0 * 2 * 4 * 64 * 64);  // 163840
   // QKᵀ per layer per head: head_dim · s(s+1) = 8 · 4 · 5 = 160 (rows attend to
   // 1, 2, 3, 4 positions: 2·8·(1+2+3+4) = 160); 8 heads, 5 layers.
-  EXPECT_DOUBLE_EQ(c.attn_qk, 5.0 * 8 * 160);          // 6400
-  EXPECT_DOUBLE_EQ(c.attn_av, 5.0 * 8 * 160);          // 6400
+  EXPECT_DOUBLE_EQ(c.attn_qk, 5.0 * 8 * 160);            // 6400
+  EXPECT_DOUBLE_EQ(c.attn_av, 5.0 * 8 * 160);            // 6400
   EXPECT_DOUBLE_EQ(c.mlp_gate, 5.0 * 2 * 4 * 64 * 172);  // 440320
   EXPECT_DOUBLE_EQ(c.mlp_up, 5.0 * 2 * 4 * 64 * 172);
   EXPECT_DOUBLE_EQ(c.mlp_down, 5.0 * 2 * 4 * 172 * 64);
-  EXPECT_DOUBLE_EQ(c.lm_head, 2.0 * 1 * 64 * 512);     // 65536
+  EXPECT_DOUBLE_EQ(c.lm_head, 2.0 * 1 * 64 * 512);  // 65536
   // Remainder per row per layer: two RMSNorms 2·4·64 = 512, RoPE on q and k
   // 3·(64+32) = 288, SwiGLU 5·172 = 860, two residual adds 2·64 = 128: 1788.
   // Four rows, five layers: 35760. Softmax 5 per score, 8 heads · 10 scores ·
@@ -113,17 +116,17 @@ TEST(CostExact, Stories260kPrefillByHand) {
 TEST(CostExact, Stories260kDecodeStepByHand) {
   // Batch 2, a new token at position 5 (context 6, itself included).
   const PhaseCost c = decode_step_cost(stories260k(), DType::F32, 2, 6);
-  EXPECT_DOUBLE_EQ(c.attn_q, 5.0 * 2 * 2 * 64 * 64);   // 81920
-  EXPECT_DOUBLE_EQ(c.attn_k, 5.0 * 2 * 2 * 64 * 32);   // 40960
+  EXPECT_DOUBLE_EQ(c.attn_q, 5.0 * 2 * 2 * 64 * 64);  // 81920
+  EXPECT_DOUBLE_EQ(c.attn_k, 5.0 * 2 * 2 * 64 * 32);  // 40960
   EXPECT_DOUBLE_EQ(c.attn_v, 5.0 * 2 * 2 * 64 * 32);
   EXPECT_DOUBLE_EQ(c.attn_o, 5.0 * 2 * 2 * 64 * 64);
   // 2·head_dim·context per head: 2·8·6 = 96; 8 heads, batch 2, 5 layers.
-  EXPECT_DOUBLE_EQ(c.attn_qk, 5.0 * 2 * 8 * 96);       // 7680
+  EXPECT_DOUBLE_EQ(c.attn_qk, 5.0 * 2 * 8 * 96);  // 7680
   EXPECT_DOUBLE_EQ(c.attn_av, 5.0 * 2 * 8 * 96);
   EXPECT_DOUBLE_EQ(c.mlp_gate, 5.0 * 2 * 2 * 64 * 172);  // 220160
   EXPECT_DOUBLE_EQ(c.mlp_up, 5.0 * 2 * 2 * 64 * 172);
   EXPECT_DOUBLE_EQ(c.mlp_down, 5.0 * 2 * 2 * 172 * 64);
-  EXPECT_DOUBLE_EQ(c.lm_head, 2.0 * 2 * 64 * 512);     // 131072
+  EXPECT_DOUBLE_EQ(c.lm_head, 2.0 * 2 * 64 * 512);  // 131072
   // 2 rows · 5 layers · 1788 = 17880; softmax 5 · (2·8·6 scores · 5 layers) =
   // 2400; final norm 2 rows · 256 = 512.
   EXPECT_DOUBLE_EQ(c.remainder, 17880.0 + 2400 + 512);  // 20792
@@ -134,9 +137,9 @@ TEST(CostExact, Stories260kDecodeStepByHand) {
   // Five layers 908800 + two embedding rows 512 + output norm 256 + lm_head
   // 512·64·4 = 131072.
   EXPECT_DOUBLE_EQ(c.weight_bytes, 908800.0 + 512 + 256 + 131072);  // 1040640
-  EXPECT_DOUBLE_EQ(c.kv_read_bytes, 5.0 * 2 * 2 * 32 * 4 * 6);     // 15360
-  EXPECT_DOUBLE_EQ(c.kv_write_bytes, 5.0 * 2 * 2 * 32 * 4);        // 2560
-  EXPECT_DOUBLE_EQ(c.kv_cache_bytes, 2.0 * 5 * 6 * 32 * 4 * 2);    // 15360
+  EXPECT_DOUBLE_EQ(c.kv_read_bytes, 5.0 * 2 * 2 * 32 * 4 * 6);      // 15360
+  EXPECT_DOUBLE_EQ(c.kv_write_bytes, 5.0 * 2 * 2 * 32 * 4);         // 2560
+  EXPECT_DOUBLE_EQ(c.kv_cache_bytes, 2.0 * 5 * 6 * 32 * 4 * 2);     // 15360
   EXPECT_DOUBLE_EQ(c.arithmetic_intensity(), 1073464.0 / (1040640.0 + 15360 + 2560));
 }
 
@@ -174,7 +177,8 @@ TEST(CostExact, WeightBytesMatchPublishedParameterCounts) {
     const ModelConfig cfg = named_shape(k.name);
     const PhaseCost d = decode_step_cost(cfg, DType::F32, 1, 1);
     const double embedding = static_cast<double>(cfg.vocab_size * cfg.dim);
-    EXPECT_DOUBLE_EQ(d.weight_bytes / 4 + embedding - static_cast<double>(cfg.dim), k.params) << k.name;
+    EXPECT_DOUBLE_EQ(d.weight_bytes / 4 + embedding - static_cast<double>(cfg.dim), k.params)
+        << k.name;
   }
 }
 
@@ -224,7 +228,8 @@ TEST(CostRun, CachedGrowsLinearlyUncachedQuadratically) {
     // 5 layers · 8 heads · (QKᵀ 2·8 + AV 2·8 + softmax 5) = 1480 FLOPs, against
     // a step of over 500k FLOPs, so the cumulative curve is linear to 0.3%.
     const auto d2_with = diff(diff(with.cumulative_flops));
-    for (size_t i = 0; i < d2_with.size(); ++i) EXPECT_DOUBLE_EQ(d2_with[i], 5.0 * 8 * (16 + 16 + 5));
+    for (size_t i = 0; i < d2_with.size(); ++i)
+      EXPECT_DOUBLE_EQ(d2_with[i], 5.0 * 8 * (16 + 16 + 5));
     const auto d1_with = diff(with.cumulative_flops);
     for (double d : d1_with) EXPECT_LT(5.0 * 8 * 37 / d, 0.003);
 
@@ -285,10 +290,11 @@ MachinePeaks fixed_peaks() {
 
 TEST(CostReport, TextAndJson) {
   const ModelConfig cfg = named_shape("tinyllama-1.1b");
-  const CostReport r = make_report("tinyllama-1.1b", cfg, DType::Q8_0, 512, 128, 1, true, fixed_peaks(), 2);
+  const CostReport r =
+      make_report("tinyllama-1.1b", cfg, DType::Q8_0, 512, 128, 1, true, fixed_peaks(), 2);
   const std::string text = render_text(r);
-  for (const char* needle : {"Prefill: 512 tokens", "Decode step at context 639", "QKᵀ scores", "MLP gate",
-                             "lm_head", "KV memory, peak", "generic", "exact", "q8_0"})
+  for (const char* needle : {"Prefill: 512 tokens", "Decode step at context 639", "QKᵀ scores",
+                             "MLP gate", "lm_head", "KV memory, peak", "generic", "exact", "q8_0"})
     EXPECT_NE(text.find(needle), std::string::npos) << needle;
   const nlohmann::json j = nlohmann::json::parse(render_json(r));
   EXPECT_DOUBLE_EQ(j["prefill"]["exact"]["flops"]["total"].get<double>(), r.prefill.total);
@@ -298,7 +304,8 @@ TEST(CostReport, TextAndJson) {
   EXPECT_DOUBLE_EQ(j["bytes_per_weight"].get<double>(), 34.0 / 32);
   EXPECT_DOUBLE_EQ(j["peaks"]["matmul_flops_per_s"].get<double>(), 800e9);  // int8 for q8_0
   // KV memory after the run: 639 positions of 22 layers · 256 · 4 bytes · 2.
-  EXPECT_DOUBLE_EQ(j["run"]["kv_cache"]["kv_memory_peak_bytes"].get<double>(), 2.0 * 22 * 639 * 256 * 4);
+  EXPECT_DOUBLE_EQ(j["run"]["kv_cache"]["kv_memory_peak_bytes"].get<double>(),
+                   2.0 * 22 * 639 * 256 * 4);
 }
 
 TEST(CostReport, Formatting) {
@@ -338,15 +345,17 @@ TEST(CostSvg, WellFormedWithAxesAndLegend) {
   EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
   EXPECT_NE(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
   EXPECT_TRUE(balanced_xml(svg));
-  for (const char* needle : {"generated tokens", "with KV cache", "without KV cache", "cumulative FLOPs (TFLOP)",
-                             "KV memory (MiB)", "tinyllama-1.1b: cost of generating 128 tokens"})
+  for (const char* needle :
+       {"generated tokens", "with KV cache", "without KV cache", "cumulative FLOPs (TFLOP)",
+        "KV memory (MiB)", "tinyllama-1.1b: cost of generating 128 tokens"})
     EXPECT_NE(svg.find(needle), std::string::npos) << needle;
   // Two series per panel.
   size_t polylines = 0;
   for (size_t i = 0; (i = svg.find("<polyline", i)) != std::string::npos; ++i) ++polylines;
   EXPECT_EQ(polylines, 4u);
   // Text is escaped.
-  const std::string esc = render_svg_chart("a<b & c", "", "x", {ChartPanel{"p", "q", false, {{"s", "red", false, {1, 2}}}}});
+  const std::string esc = render_svg_chart(
+      "a<b & c", "", "x", {ChartPanel{"p", "q", false, {{"s", "red", false, {1, 2}}}}});
   EXPECT_NE(esc.find("a&lt;b &amp; c"), std::string::npos);
   EXPECT_TRUE(balanced_xml(esc));
 }
@@ -354,7 +363,8 @@ TEST(CostSvg, WellFormedWithAxesAndLegend) {
 class TempDir {
  public:
   TempDir() {
-    path_ = std::filesystem::temp_directory_path() / ("nucleus_cost_test_" + std::to_string(::getpid()));
+    path_ = std::filesystem::temp_directory_path() /
+            ("nucleus_cost_test_" + std::to_string(::getpid()));
     std::filesystem::create_directories(path_);
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
@@ -378,12 +388,14 @@ TEST(CostProbe, CacheRoundTripAndBadFiles) {
 
   EXPECT_EQ(cached_or_default_peaks(dir.file("absent.json")).source.rfind("default", 0), 0u);
   const std::string bad = dir.file("bad.json");
-  std::ofstream(bad) << R"({"version": 1, "threads": 2, "read_bytes_per_s": {"one_thread": "fast"}})";
+  std::ofstream(bad)
+      << R"({"version": 1, "threads": 2, "read_bytes_per_s": {"one_thread": "fast"}})";
   try {
     load_peaks(bad);
     FAIL() << "expected Error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("read_bytes_per_s.one_thread"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("read_bytes_per_s.one_thread"), std::string::npos)
+        << e.what();
   }
   const MachinePeaks d = cached_or_default_peaks(bad);
   EXPECT_NE(d.source.find("ignored unreadable cache"), std::string::npos);

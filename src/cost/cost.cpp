@@ -8,7 +8,7 @@
 namespace nucleus::cost {
 namespace {
 
-constexpr double kKvElemBytes = 4;  // the KV cache is f32
+constexpr double kKvElemBytes = 4;   // the KV cache is f32
 constexpr double kNormFlops = 4;     // per element: square+accumulate, scale, weight
 constexpr double kRopeFlops = 3;     // per rotated element: (4 mul + 2 add) per pair
 constexpr double kSoftmaxFlops = 5;  // per score: scale, subtract max, exp, sum, normalise
@@ -109,9 +109,9 @@ PhaseCost prefill_cost(const ModelConfig& cfg, DType dtype, int64_t batch, int64
   check_shape(cfg);
   check_positive(batch, "batch");
   check_positive(tokens, "prefill tokens");
-  check(logits_rows >= 0 && logits_rows <= tokens,
-        "cost: logits rows must be in [0, " + std::to_string(tokens) + "], got " +
-            std::to_string(logits_rows));
+  check(logits_rows >= 0 && logits_rows <= tokens, "cost: logits rows must be in [0, " +
+                                                       std::to_string(tokens) + "], got " +
+                                                       std::to_string(logits_rows));
   const double s = static_cast<double>(tokens);
   const double attended = s * (s + 1) / 2;  // Σ_{i<s} (i+1)
   return forward_cost(cfg, dtype, batch, tokens, attended, logits_rows, tokens);

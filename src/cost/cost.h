@@ -76,13 +76,13 @@ struct PhaseCost {
 // attending to `context` positions (prefill: context = s; a decode step: s = 1).
 struct GenericCost {
   // Summed over the layers:
-  double qkvo = 0;     // n_layers · 8·b·rows·h²
-  double mlp = 0;      // n_layers · 16·b·rows·h² (up h->4h, down 4h->h)
-  double attn = 0;     // n_layers · 4·b·rows·context·h (QKᵀ and AV, 2 each)
-  double layers = 0;   // qkvo + mlp + attn
+  double qkvo = 0;       // n_layers · 8·b·rows·h²
+  double mlp = 0;        // n_layers · 16·b·rows·h² (up h->4h, down 4h->h)
+  double attn = 0;       // n_layers · 4·b·rows·context·h (QKᵀ and AV, 2 each)
+  double layers = 0;     // qkvo + mlp + attn
   double per_layer = 0;  // layers / n_layers: the formula itself
-  double lm_head = 0;  // 2·b·logits_rows·h·vocab, listed apart from the formula
-  double total = 0;    // layers + lm_head
+  double lm_head = 0;    // 2·b·logits_rows·h·vocab, listed apart from the formula
+  double total = 0;      // layers + lm_head
 };
 
 // Prefill of `tokens` positions starting at position 0 for `batch` sequences,
@@ -91,8 +91,7 @@ PhaseCost prefill_cost(const ModelConfig& cfg, DType dtype, int64_t batch, int64
                        int64_t logits_rows = 1);
 // One decode step: a new token at position context_len-1 attending to
 // context_len positions (itself included), logits for it.
-PhaseCost decode_step_cost(const ModelConfig& cfg, DType dtype, int64_t batch,
-                           int64_t context_len);
+PhaseCost decode_step_cost(const ModelConfig& cfg, DType dtype, int64_t batch, int64_t context_len);
 // Generic formula for `rows` query rows per sequence attending to `context`
 // positions each (prefill: rows = context = s; decode step: rows = 1).
 GenericCost generic_cost(const ModelConfig& cfg, int64_t batch, int64_t rows, int64_t context,

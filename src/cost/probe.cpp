@@ -99,7 +99,8 @@ RatePair compute_rate(const std::function<double(int64_t)>& kernel, int n, doubl
     kernel(iters);
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     if (dt > seconds / 8 || iters > (int64_t{1} << 34)) {
-      iters = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(iters) * seconds / std::max(dt, 1e-9)));
+      iters = std::max<int64_t>(
+          1, static_cast<int64_t>(static_cast<double>(iters) * seconds / std::max(dt, 1e-9)));
       break;
     }
     iters *= 4;
@@ -143,8 +144,10 @@ RatePair read_bandwidth(int n, int64_t bytes) {
   struct Free {
     void operator()(float* p) const { std::free(p); }
   };
-  std::unique_ptr<float, Free> buf(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(elems) * 4)));
-  check(buf != nullptr, "probe: cannot allocate " + std::to_string(elems * 4) + " bytes for the bandwidth test");
+  std::unique_ptr<float, Free> buf(
+      static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(elems) * 4)));
+  check(buf != nullptr,
+        "probe: cannot allocate " + std::to_string(elems * 4) + " bytes for the bandwidth test");
   float* p = buf.get();
   // Every thread touches the slice it will read, so pages are resident (and, on
   // NUMA machines, local) before timing.
@@ -198,9 +201,11 @@ MachinePeaks measure_peaks(const ProbeOptions& options) {
   const double sec = options.seconds_per_test;
   const bool avx512 = cpu.has_avx512_core();
   p.isa = avx512 ? "avx512" : "avx2";
-  p.fma_f32 = compute_rate(avx512 ? probe_detail::fma_f32_avx512 : probe_detail::fma_f32_avx2, n, sec);
+  p.fma_f32 =
+      compute_rate(avx512 ? probe_detail::fma_f32_avx512 : probe_detail::fma_f32_avx2, n, sec);
   // Without vdpbf16ps a bf16 matmul widens to f32 and runs on FMA.
-  p.dot_bf16 = avx512 && cpu.avx512bf16 ? compute_rate(probe_detail::dot_bf16_avx512, n, sec) : p.fma_f32;
+  p.dot_bf16 =
+      avx512 && cpu.avx512bf16 ? compute_rate(probe_detail::dot_bf16_avx512, n, sec) : p.fma_f32;
   p.dot_int8 = avx512 && cpu.avx512vnni ? compute_rate(probe_detail::dot_int8_avx512, n, sec)
                                         : compute_rate(probe_detail::dot_int8_avx2, n, sec);
   p.measured_at = utc_now();
@@ -233,7 +238,9 @@ std::string peaks_cache_path() {
 }
 
 void save_peaks(const MachinePeaks& peaks, const std::string& path) {
-  auto pair = [](const RatePair& r) { return nlohmann::json{{"one_thread", r.one}, {"all_threads", r.all}}; };
+  auto pair = [](const RatePair& r) {
+    return nlohmann::json{{"one_thread", r.one}, {"all_threads", r.all}};
+  };
   nlohmann::json j = {
       {"version", 1},
       {"measured_at", peaks.measured_at},
@@ -263,7 +270,8 @@ MachinePeaks load_peaks(const std::string& path) {
     check(obj.is_object() && obj.contains(key) && obj[key].is_number(),
           path + ": field '" + where + key + "' missing or not a number");
     const double v = obj[key].get<double>();
-    check(v > 0 && v < 1e18, path + ": field '" + where + key + "' out of range: " + std::to_string(v));
+    check(v > 0 && v < 1e18,
+          path + ": field '" + where + key + "' out of range: " + std::to_string(v));
     return v;
   };
   auto pair = [&](const std::string& key) {
@@ -300,10 +308,13 @@ double peak_flops(const MachinePeaks& peaks, DType weight_dtype, int threads) {
   const bool all = threads > 1;
   switch (weight_dtype) {
     case DType::F32:
-    case DType::F16: return all ? peaks.fma_f32.all : peaks.fma_f32.one;
-    case DType::BF16: return all ? peaks.dot_bf16.all : peaks.dot_bf16.one;
+    case DType::F16:
+      return all ? peaks.fma_f32.all : peaks.fma_f32.one;
+    case DType::BF16:
+      return all ? peaks.dot_bf16.all : peaks.dot_bf16.one;
     case DType::Q8_0:
-    case DType::Q4_0: return all ? peaks.dot_int8.all : peaks.dot_int8.one;
+    case DType::Q4_0:
+      return all ? peaks.dot_int8.all : peaks.dot_int8.one;
   }
   return 0;
 }
@@ -312,7 +323,8 @@ double peak_bandwidth(const MachinePeaks& peaks, int threads) {
   return threads > 1 ? peaks.read_bw.all : peaks.read_bw.one;
 }
 
-double mfu(double achieved_flops_per_s, const MachinePeaks& peaks, DType weight_dtype, int threads) {
+double mfu(double achieved_flops_per_s, const MachinePeaks& peaks, DType weight_dtype,
+           int threads) {
   const double peak = peak_flops(peaks, weight_dtype, threads);
   return peak > 0 ? achieved_flops_per_s / peak : 0;
 }

@@ -24,8 +24,8 @@ struct MachinePeaks {
   RatePair dot_bf16;  // FLOP/s of bf16 pair dot products (vdpbf16ps), else = fma_f32
   RatePair dot_int8;  // OP/s of u8·s8 dot products (vpdpbusd, else AVX2 maddubs+madd)
   int threads = 1;
-  std::string isa;     // "avx512" or "avx2": the widest path measured
-  std::string source;  // "measured <UTC date>", "cached (measured <date>)", "default ..."
+  std::string isa;          // "avx512" or "avx2": the widest path measured
+  std::string source;       // "measured <UTC date>", "cached (measured <date>)", "default ..."
   std::string measured_at;  // UTC ISO date of the measurement; empty for the default
 };
 
@@ -59,8 +59,7 @@ double peak_flops(const MachinePeaks& peaks, DType weight_dtype, int threads);
 double peak_bandwidth(const MachinePeaks& peaks, int threads);
 // Model FLOPs utilisation and memory bandwidth utilisation, in [0, 1] when the
 // peaks hold (0 when a peak is unknown).
-double mfu(double achieved_flops_per_s, const MachinePeaks& peaks, DType weight_dtype,
-           int threads);
+double mfu(double achieved_flops_per_s, const MachinePeaks& peaks, DType weight_dtype, int threads);
 double mbu(double achieved_bytes_per_s, const MachinePeaks& peaks, int threads);
 
 // Kernels used by measure_peaks, exposed for the AVX-512 translation unit.

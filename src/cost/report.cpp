@@ -24,8 +24,9 @@ std::string scaled(double v, double step, const std::vector<const char*>& units)
     x /= step;
     ++i;
   }
-  const int decimals = std::fabs(x) >= 100 || i == 0 ? (i == 0 && std::fabs(x - std::round(x)) < 1e-9 ? 0 : 1)
-                                                     : (std::fabs(x) >= 10 ? 1 : 2);
+  const int decimals = std::fabs(x) >= 100 || i == 0
+                           ? (i == 0 && std::fabs(x - std::round(x)) < 1e-9 ? 0 : 1)
+                           : (std::fabs(x) >= 10 ? 1 : 2);
   std::string s = fixed(x, decimals);
   s += " ";
   s += units[i];
@@ -72,8 +73,8 @@ std::string bound_label(const PhaseCost& c, const MachinePeaks& peaks, DType dty
 }
 
 // The exact and generic columns of one phase.
-void phase_table(std::string& out, const std::string& heading, const PhaseCost& c, const GenericCost& g,
-                 const CostReport& r) {
+void phase_table(std::string& out, const std::string& heading, const PhaseCost& c,
+                 const GenericCost& g, const CostReport& r) {
   row(out, heading, "generic", "exact");
   auto pair = [&](const std::string& label, double generic, double exact, bool has_generic = true) {
     std::string e = format_flops(exact);
@@ -125,8 +126,9 @@ nlohmann::json phase_json(const PhaseCost& c, const CostReport& r) {
 }
 
 nlohmann::json generic_json(const GenericCost& g) {
-  return {{"qkvo", g.qkvo}, {"mlp", g.mlp},         {"attn", g.attn}, {"per_layer", g.per_layer},
-          {"layers", g.layers}, {"lm_head", g.lm_head}, {"total", g.total}};
+  return {{"qkvo", g.qkvo},           {"mlp", g.mlp},       {"attn", g.attn},
+          {"per_layer", g.per_layer}, {"layers", g.layers}, {"lm_head", g.lm_head},
+          {"total", g.total}};
 }
 
 nlohmann::json run_json(const RunCost& run, const CostReport& r) {
@@ -158,7 +160,8 @@ std::string format_seconds(double seconds) {
   return fixed(seconds * 1e6, 1) + " µs";
 }
 
-double roofline_seconds(const PhaseCost& c, const MachinePeaks& peaks, DType weight_dtype, int threads) {
+double roofline_seconds(const PhaseCost& c, const MachinePeaks& peaks, DType weight_dtype,
+                        int threads) {
   const double pf = peak_flops(peaks, weight_dtype, threads);
   const double bw = peak_bandwidth(peaks, threads);
   const double tc = pf > 0 ? c.total / pf : 0;
@@ -209,30 +212,35 @@ std::string render_text(const CostReport& r) {
   std::snprintf(bpw, sizeof bpw, "%g", bytes_per_weight(r.weight_dtype));
   out += " (";
   out += bpw;
-  out += " B/weight incl. block scales), KV cache f32, batch " +
-         std::to_string(r.batch) + ", prompt " + std::to_string(r.prompt) + ", new tokens " +
-         std::to_string(r.new_tokens) + "\n";
-  out += "  FLOPs: multiply-add = 2; exact column counts causal attention's unmasked scores only and\n"
-         "  logits only where needed; generic = 24·b·s·h² + 4·b·s²·h per layer (MHA, 4h MLP, full s²,\n"
-         "  no mask) + 2·b·h·vocab per logits row\n\n";
+  out += " B/weight incl. block scales), KV cache f32, batch " + std::to_string(r.batch) +
+         ", prompt " + std::to_string(r.prompt) + ", new tokens " + std::to_string(r.new_tokens) +
+         "\n";
+  out +=
+      "  FLOPs: multiply-add = 2; exact column counts causal attention's unmasked scores only and\n"
+      "  logits only where needed; generic = 24·b·s·h² + 4·b·s²·h per layer (MHA, 4h MLP, full "
+      "s²,\n"
+      "  no mask) + 2·b·h·vocab per logits row\n\n";
 
   phase_table(out, "Prefill: " + std::to_string(r.prompt) + " tokens, logits 1 row", r.prefill,
               r.prefill_generic, r);
   out += "\n";
-  std::string decode_heading = r.kv_cache ? "Decode step at context " : "No-cache step: full pass over ";
+  std::string decode_heading =
+      r.kv_cache ? "Decode step at context " : "No-cache step: full pass over ";
   decode_heading += std::to_string(r.decode_context);
   phase_table(out, decode_heading, r.decode, r.decode_generic, r);
   out += "\n";
 
   const PhaseCost& a = r.run_cached.total;
   const PhaseCost& b = r.run_uncached.total;
-  row(out, "Whole run: " + std::to_string(r.prompt) + " + " + std::to_string(r.new_tokens) + " tokens",
+  row(out,
+      "Whole run: " + std::to_string(r.prompt) + " + " + std::to_string(r.new_tokens) + " tokens",
       r.kv_cache ? "* KV cache" : "KV cache", r.kv_cache ? "no KV cache" : "* no KV cache");
   row(out, "FLOPs", format_flops(a.total), format_flops(b.total));
   row(out, "weights read", format_bytes(a.weight_bytes), format_bytes(b.weight_bytes));
   row(out, "KV read", format_bytes(a.kv_read_bytes), format_bytes(b.kv_read_bytes));
   row(out, "KV written", format_bytes(a.kv_write_bytes), format_bytes(b.kv_write_bytes));
-  row(out, "KV memory, peak", format_bytes(a.kv_cache_bytes), format_bytes(b.kv_cache_bytes) + " †");
+  row(out, "KV memory, peak", format_bytes(a.kv_cache_bytes),
+      format_bytes(b.kv_cache_bytes) + " †");
   row(out, "arithmetic intensity", fixed(a.arithmetic_intensity(), 1) + " FLOP/B",
       fixed(b.arithmetic_intensity(), 1) + " FLOP/B");
   row(out, "roofline time (bound)", bound_label(a, r.peaks, r.weight_dtype, r.threads),
@@ -272,7 +280,8 @@ nlohmann::json to_json(const CostReport& r) {
   j["kv_cache"] = r.kv_cache;
   j["convention"] =
       "multiply-add = 2 FLOPs; exact counts causal attention's unmasked scores only "
-      "(prefill QK^T per layer per head = head_dim*s*(s+1)) and logits only for rows that need them; "
+      "(prefill QK^T per layer per head = head_dim*s*(s+1)) and logits only for rows that need "
+      "them; "
       "generic = 24*b*s*h^2 + 4*b*s^2*h per layer (MHA, 4h two-matrix MLP, full s^2, no mask) "
       "+ 2*b*h*vocab per logits row";
   j["prefill"] = {{"tokens", r.prompt},
@@ -283,7 +292,8 @@ nlohmann::json to_json(const CostReport& r) {
                       {"kv_cache", r.kv_cache},
                       {"exact", phase_json(r.decode, r)},
                       {"generic", generic_json(r.decode_generic)}};
-  j["run"] = {{"kv_cache", run_json(r.run_cached, r)}, {"no_kv_cache", run_json(r.run_uncached, r)}};
+  j["run"] = {{"kv_cache", run_json(r.run_cached, r)},
+              {"no_kv_cache", run_json(r.run_uncached, r)}};
   const MachinePeaks& p = r.peaks;
   j["peaks"] = {{"source", p.source},
                 {"threads_used", r.threads},
@@ -294,6 +304,8 @@ nlohmann::json to_json(const CostReport& r) {
   return j;
 }
 
-std::string render_json(const CostReport& r) { return to_json(r).dump(2); }
+std::string render_json(const CostReport& r) {
+  return to_json(r).dump(2);
+}
 
 }  // namespace nucleus::cost

@@ -2,9 +2,8 @@
 // `nucleus cost` output: the analytic costs of one model and workload, as a
 // text table and as JSON, with roofline time estimates from the machine peaks.
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cost/cost.h"
 #include "cost/probe.h"
@@ -21,7 +20,7 @@ struct CostReport {
   bool kv_cache = true;  // the mode the decode-step section describes
   int threads = 1;       // for the peaks used by the roofline estimates
 
-  PhaseCost prefill;           // the prompt, logits for the last row
+  PhaseCost prefill;  // the prompt, logits for the last row
   GenericCost prefill_generic;
   int64_t decode_context = 0;  // the last step's context length
   PhaseCost decode;            // one step at decode_context (without cache: a full pass)

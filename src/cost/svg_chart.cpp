@@ -20,11 +20,16 @@ std::string num(double v) {
 std::string escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '&') out += "&amp;";
-    else if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
+    if (c == '&')
+      out += "&amp;";
+    else if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '"')
+      out += "&quot;";
+    else
+      out += c;
   }
   return out;
 }
@@ -36,10 +41,13 @@ struct Unit {
 
 // The largest unit that keeps the maximum at or above 1.
 Unit pick_unit(double max_value, bool bytes) {
-  static const Unit kFlops[] = {{1, "FLOP"}, {1e3, "kFLOP"}, {1e6, "MFLOP"}, {1e9, "GFLOP"},
+  static const Unit kFlops[] = {{1, "FLOP"},     {1e3, "kFLOP"},  {1e6, "MFLOP"}, {1e9, "GFLOP"},
                                 {1e12, "TFLOP"}, {1e15, "PFLOP"}, {1e18, "EFLOP"}};
-  static const Unit kBytes[] = {{1, "B"}, {1024.0, "KiB"}, {1048576.0, "MiB"},
-                                {1073741824.0, "GiB"}, {1099511627776.0, "TiB"}};
+  static const Unit kBytes[] = {{1, "B"},
+                                {1024.0, "KiB"},
+                                {1048576.0, "MiB"},
+                                {1073741824.0, "GiB"},
+                                {1099511627776.0, "TiB"}};
   const Unit* units = bytes ? kBytes : kFlops;
   const size_t n = bytes ? std::size(kBytes) : std::size(kFlops);
   Unit u = units[0];
@@ -61,7 +69,8 @@ double nice_step(double max, int target) {
 std::string tick_label(double v, double step) {
   // Enough decimals to tell neighbouring ticks apart.
   int decimals = 0;
-  while (decimals < 6 && std::fabs(step * std::pow(10.0, decimals) - std::round(step * std::pow(10.0, decimals))) > 1e-6)
+  while (decimals < 6 && std::fabs(step * std::pow(10.0, decimals) -
+                                   std::round(step * std::pow(10.0, decimals))) > 1e-6)
     ++decimals;
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
@@ -69,11 +78,11 @@ std::string tick_label(double v, double step) {
 }
 
 constexpr double kPanelW = 470;
-constexpr double kPlotLeft = 78;   // room for tick labels and the y label
+constexpr double kPlotLeft = 78;  // room for tick labels and the y label
 constexpr double kPlotRight = 24;
-constexpr double kTop = 104;       // title, subtitle, legend, panel title
+constexpr double kTop = 104;  // title, subtitle, legend, panel title
 constexpr double kPlotH = 300;
-constexpr double kBottom = 58;     // x ticks and label
+constexpr double kBottom = 58;  // x ticks and label
 
 void draw_panel(std::string& out, const ChartPanel& p, double x0, const std::string& x_label) {
   size_t n = 0;
@@ -99,12 +108,13 @@ void draw_panel(std::string& out, const ChartPanel& p, double x0, const std::str
   auto py = [&](double y) { return bottom - y / ytop * kPlotH; };
 
   out += "<text x=\"" + num(left + width / 2) + "\" y=\"" + num(top - 12) +
-         "\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">" + escape(p.title) + "</text>\n";
+         "\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">" + escape(p.title) +
+         "</text>\n";
   // Grid and y ticks.
   for (double v = 0; v <= ytop + ystep * 1e-6; v += ystep) {
     const std::string y = num(py(v));
-    out += "<line x1=\"" + num(left) + "\" y1=\"" + y + "\" x2=\"" + num(left + width) + "\" y2=\"" + y +
-           "\" stroke=\"#e3e3e3\"/>\n";
+    out += "<line x1=\"" + num(left) + "\" y1=\"" + y + "\" x2=\"" + num(left + width) +
+           "\" y2=\"" + y + "\" stroke=\"#e3e3e3\"/>\n";
     out += "<text x=\"" + num(left - 6) + "\" y=\"" + num(py(v) + 4) +
            "\" text-anchor=\"end\" font-size=\"11\">" + tick_label(v, ystep) + "</text>\n";
   }
@@ -112,16 +122,16 @@ void draw_panel(std::string& out, const ChartPanel& p, double x0, const std::str
     const std::string x = num(px(v));
     out += "<line x1=\"" + x + "\" y1=\"" + num(top) + "\" x2=\"" + x + "\" y2=\"" + num(bottom) +
            "\" stroke=\"#efefef\"/>\n";
-    out += "<line x1=\"" + x + "\" y1=\"" + num(bottom) + "\" x2=\"" + x + "\" y2=\"" + num(bottom + 4) +
-           "\" stroke=\"#333\"/>\n";
-    out += "<text x=\"" + x + "\" y=\"" + num(bottom + 17) + "\" text-anchor=\"middle\" font-size=\"11\">" +
-           tick_label(v, xstep) + "</text>\n";
+    out += "<line x1=\"" + x + "\" y1=\"" + num(bottom) + "\" x2=\"" + x + "\" y2=\"" +
+           num(bottom + 4) + "\" stroke=\"#333\"/>\n";
+    out += "<text x=\"" + x + "\" y=\"" + num(bottom + 17) +
+           "\" text-anchor=\"middle\" font-size=\"11\">" + tick_label(v, xstep) + "</text>\n";
   }
   // Axes.
-  out += "<line x1=\"" + num(left) + "\" y1=\"" + num(top) + "\" x2=\"" + num(left) + "\" y2=\"" + num(bottom) +
-         "\" stroke=\"#333\"/>\n";
-  out += "<line x1=\"" + num(left) + "\" y1=\"" + num(bottom) + "\" x2=\"" + num(left + width) + "\" y2=\"" +
+  out += "<line x1=\"" + num(left) + "\" y1=\"" + num(top) + "\" x2=\"" + num(left) + "\" y2=\"" +
          num(bottom) + "\" stroke=\"#333\"/>\n";
+  out += "<line x1=\"" + num(left) + "\" y1=\"" + num(bottom) + "\" x2=\"" + num(left + width) +
+         "\" y2=\"" + num(bottom) + "\" stroke=\"#333\"/>\n";
   out += "<text x=\"" + num(left + width / 2) + "\" y=\"" + num(bottom + 38) +
          "\" text-anchor=\"middle\" font-size=\"12\">" + escape(x_label) + "</text>\n";
   const std::string ylabel = p.quantity + " (" + unit.name + ")";
@@ -139,8 +149,8 @@ void draw_panel(std::string& out, const ChartPanel& p, double x0, const std::str
     if (s.dashed) out += " stroke-dasharray=\"7,4\"";
     out += " points=\"" + points + "\"/>\n";
     if (s.y.size() == 1)
-      out += "<circle cx=\"" + num(px(1)) + "\" cy=\"" + num(py(s.y[0] / unit.scale)) + "\" r=\"3\" fill=\"" +
-             escape(s.color) + "\"/>\n";
+      out += "<circle cx=\"" + num(px(1)) + "\" cy=\"" + num(py(s.y[0] / unit.scale)) +
+             "\" r=\"3\" fill=\"" + escape(s.color) + "\"/>\n";
   }
   // The final value of each series, so a line squashed against the axis still
   // reads; labels are nudged apart when the ends are close.
@@ -148,14 +158,17 @@ void draw_panel(std::string& out, const ChartPanel& p, double x0, const std::str
   std::vector<std::pair<double, const ChartSeries*>> ends;
   for (const auto& s : p.series)
     if (!s.y.empty()) ends.emplace_back(py(s.y.back() / unit.scale) - 7, &s);
-  std::sort(ends.begin(), ends.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::sort(ends.begin(), ends.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
   for (auto& [y, s] : ends) {
     double ly = std::min(y, bottom - 6);
     ly = std::min(ly, last_label_y - 14);
     ly = std::max(ly, top + 12);
     last_label_y = ly;
     out += "<text x=\"" + num(px(static_cast<double>(s->y.size())) - 2) + "\" y=\"" + num(ly) +
-           "\" text-anchor=\"end\" font-size=\"11\" font-weight=\"bold\" stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\" fill=\"" + escape(s->color) + "\">" +
+           "\" text-anchor=\"end\" font-size=\"11\" font-weight=\"bold\" stroke=\"white\" "
+           "stroke-width=\"3\" paint-order=\"stroke\" fill=\"" +
+           escape(s->color) + "\">" +
            escape(p.bytes ? format_bytes(s->y.back()) : format_flops(s->y.back())) + "</text>\n";
   }
 }
@@ -169,23 +182,27 @@ std::string render_svg_chart(const std::string& title, const std::string& subtit
   const double height = kTop + kPlotH + kBottom;
   std::string out;
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width) + "\" height=\"" + num(height) +
-         "\" viewBox=\"0 0 " + num(width) + " " + num(height) + "\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n";
+  out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width) + "\" height=\"" +
+         num(height) + "\" viewBox=\"0 0 " + num(width) + " " + num(height) +
+         "\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n";
   out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  out += "<text x=\"" + num(width / 2) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"17\" font-weight=\"bold\">" +
+  out += "<text x=\"" + num(width / 2) +
+         "\" y=\"24\" text-anchor=\"middle\" font-size=\"17\" font-weight=\"bold\">" +
          escape(title) + "</text>\n";
-  out += "<text x=\"" + num(width / 2) + "\" y=\"44\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">" +
-         escape(subtitle) + "</text>\n";
+  out += "<text x=\"" + num(width / 2) +
+         "\" y=\"44\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">" + escape(subtitle) +
+         "</text>\n";
   // One legend for all panels: they share their series names.
   const auto& legend = panels.front().series;
   const double item_w = 190;
   double lx = width / 2 - item_w * static_cast<double>(legend.size()) / 2;
   for (const auto& s : legend) {
-    out += "<line x1=\"" + num(lx) + "\" y1=\"64\" x2=\"" + num(lx + 34) + "\" y2=\"64\" stroke=\"" +
-           escape(s.color) + "\" stroke-width=\"2.5\"";
+    out += "<line x1=\"" + num(lx) + "\" y1=\"64\" x2=\"" + num(lx + 34) +
+           "\" y2=\"64\" stroke=\"" + escape(s.color) + "\" stroke-width=\"2.5\"";
     if (s.dashed) out += " stroke-dasharray=\"7,4\"";
     out += "/>\n";
-    out += "<text x=\"" + num(lx + 42) + "\" y=\"68\" font-size=\"12\">" + escape(s.name) + "</text>\n";
+    out += "<text x=\"" + num(lx + 42) + "\" y=\"68\" font-size=\"12\">" + escape(s.name) +
+           "</text>\n";
     lx += item_w;
   }
   for (size_t i = 0; i < panels.size(); ++i)
@@ -194,17 +211,22 @@ std::string render_svg_chart(const std::string& title, const std::string& subtit
   return out;
 }
 
-std::string render_cost_svg(const std::string& model_name, const RunCost& cached, const RunCost& uncached,
-                            DType weight_dtype) {
+std::string render_cost_svg(const std::string& model_name, const RunCost& cached,
+                            const RunCost& uncached, DType weight_dtype) {
   const char* with = "#1f6fb4";
   const char* without = "#e0701a";
-  ChartPanel flops{"Cumulative compute", "cumulative FLOPs", false,
+  ChartPanel flops{"Cumulative compute",
+                   "cumulative FLOPs",
+                   false,
                    {{"with KV cache", with, false, cached.cumulative_flops},
                     {"without KV cache", without, true, uncached.cumulative_flops}}};
-  ChartPanel memory{"KV memory held", "KV memory", true,
+  ChartPanel memory{"KV memory held",
+                    "KV memory",
+                    true,
                     {{"with KV cache", with, false, cached.kv_memory_bytes},
                      {"without KV cache", without, true, uncached.kv_memory_bytes}}};
-  std::string title = model_name + ": cost of generating " + std::to_string(cached.new_tokens) + " tokens";
+  std::string title =
+      model_name + ": cost of generating " + std::to_string(cached.new_tokens) + " tokens";
   std::string subtitle = "prompt " + std::to_string(cached.prompt) + " tokens, batch " +
                          std::to_string(cached.batch) + ", weights ";
   subtitle += dtype_name(weight_dtype);
