@@ -13,6 +13,7 @@
 
 #include "sampling/generation_config.h"
 #include "sampling/math.h"
+#include "sampling/select.h"
 
 using nlohmann::json;
 using namespace nucleus::sampling;
@@ -133,4 +134,35 @@ TEST(SamplingHf, ProcessorPartsMatchHf) {
   EXPECT_EQ(t.settings, 21);
   std::printf("[hf processors] %d settings, max |prob diff| %.3g, max rel logit diff %.3g\n", t.settings,
               t.max_prob_diff, t.max_logit_rel_diff);
+}
+
+TEST(SamplingHf, GreedyPicksHfTokensAndLogSoftmaxMatchesHfLogsumexp) {
+  const json doc = load("stories260K_greedy.json");
+  const std::vector<int32_t> want = doc.at("new_tokens").get<std::vector<int32_t>>();
+  const json& steps = doc.at("step_logits");
+  const json& tops = doc.at("step_logits_top");
+  ASSERT_EQ(steps.size(), want.size());
+  std::vector<int32_t> ids = doc.at("prompt").get<std::vector<int32_t>>();
+  const int64_t prompt_len = static_cast<int64_t>(ids.size());
+  GenerationConfig g;  // HF defaults: greedy, no processors
+  g.eos_token_ids = doc.at("eos_token_id").get<std::vector<int32_t>>();
+  const ProcessorChain chain = build_chain(g);
+  double max_diff = 0.0;
+  for (size_t s = 0; s < want.size(); ++s) {
+    std::vector<float> row = steps[s].get<std::vector<float>>();
+    chain.apply(row, make_view(ids, prompt_len));
+    EXPECT_EQ(greedy(row), want[s]) << "step " << s;
+    // log p(id) = logit - logsumexp, HF's logsumexp recorded for the top ids.
+    const std::vector<float> lp = log_softmax(row);
+    const double lse = tops[s].at("logsumexp").get<double>();
+    const std::vector<int32_t> top_ids = tops[s].at("top_ids").get<std::vector<int32_t>>();
+    const std::vector<double> top_logits = tops[s].at("top_logits").get<std::vector<double>>();
+    for (size_t k = 0; k < top_ids.size(); ++k) {
+      const double d = std::fabs(lp[top_ids[k]] - (top_logits[k] - lse));
+      max_diff = std::max(max_diff, d);
+      EXPECT_LE(d, 1e-5) << "step " << s << " id " << top_ids[k];
+    }
+    ids.push_back(want[s]);
+  }
+  std::printf("[hf greedy] %zu steps, max |log_softmax - (logit - HF logsumexp)| %.3g\n", want.size(), max_diff);
 }

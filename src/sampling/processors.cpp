@@ -298,19 +298,30 @@ class TopP final : public LogitsProcessor {
     return "top_p(p=" + fmt(p_) + ", min_keep=" + std::to_string(min_keep_) + ")";
   }
   void apply(std::span<float> logits, const SequenceView&) const override {
-    const size_t n = logits.size();
+    // Only the survivors are sorted: removed ids sort first in HF's ascending
+    // order with probability 0, so they add exactly 0 to every cumulative sum
+    // and would be removed again. After top_k this is a handful of ids.
+    std::vector<int32_t> alive;
+    std::vector<float> vals;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (logits[i] != kNegInf) {
+        alive.push_back(static_cast<int32_t>(i));
+        vals.push_back(logits[i]);
+      }
+    }
+    const size_t n = alive.size();
     if (n == 0) return;
-    const std::vector<int32_t> order = argsort_ascending(logits);
+    const std::vector<int32_t> pos = argsort_ascending(vals);
     std::vector<float> sorted(n);
-    for (size_t i = 0; i < n; ++i) sorted[i] = logits[order[i]];
-    std::vector<float> probs = softmax(sorted);
+    for (size_t i = 0; i < n; ++i) sorted[i] = vals[pos[i]];
+    const std::vector<float> probs = softmax(sorted);
     std::vector<float> cum(n);
     cumsum(probs, cum);
     // 1 - top_p is computed in double (Python) and meets the float32 tensor.
     const float threshold = static_cast<float>(1.0 - p_);
     const size_t keep_from = n - std::min<size_t>(n, static_cast<size_t>(min_keep_));
     for (size_t i = 0; i < keep_from; ++i) {
-      if (cum[i] <= threshold) logits[order[i]] = kNegInf;
+      if (cum[i] <= threshold) logits[alive[pos[i]]] = kNegInf;
     }
   }
 
