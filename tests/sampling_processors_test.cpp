@@ -326,3 +326,44 @@ TEST(SamplingChain, BadSequenceIdsAreErrors) {
   EXPECT_THROW(run(*make_repetition_penalty(1.5), row, {1, 9}, 1), nucleus::Error);
   EXPECT_THROW(make_view(std::vector<int32_t>{1}, 2), nucleus::Error);
 }
+
+TEST(SamplingProcessors, TopPBoundaryAndTies) {
+  // Four equal logits: probabilities exactly 0.25 each (exp(0) = 1, 1/4 exact).
+  // top_p 0.5: ascending cumsum 0.25 0.5 0.75 1.0, remove cum <= 0.5 (<=, not <)
+  // -> two go. The stable ascending sort puts lower ids first among ties, so
+  // ids 0 and 1 go and ids 2 and 3 stay.
+  std::vector<float> row(4, 0.0f);
+  run(*make_top_p(0.5, 1), row, kNoIds, 0);
+  EXPECT_EQ(kept(row), (std::vector<int>{2, 3}));
+  // top_p 1 keeps everything (threshold 0, no cumsum is <= 0 with positive mass).
+  row.assign(4, 0.0f);
+  run(*make_top_p(1.0, 1), row, kNoIds, 0);
+  EXPECT_EQ(kept(row).size(), 4u);
+}
+
+TEST(SamplingProcessors, TypicalEpsilonEtaByHand) {
+  // Typical on a uniform row: every token is equally typical (shifted score 0
+  // for all), so nothing is strictly above the limit and all 4 stay.
+  std::vector<float> row(4, 1.0f);
+  run(*make_typical_p(0.5, 1), row, kNoIds, 0);
+  EXPECT_EQ(kept(row).size(), 4u);
+  // Epsilon 0.2 on p = .6 .3 .1: 0.1 < 0.2 goes. Epsilon 0.9: all below, but
+  // min_keep 1 keeps the best.
+  row = ln({0.6, 0.3, 0.1});
+  run(*make_epsilon_cutoff(0.2, 1), row, kNoIds, 0);
+  EXPECT_EQ(kept(row), (std::vector<int>{0, 1}));
+  row = ln({0.6, 0.3, 0.1});
+  run(*make_epsilon_cutoff(0.9, 1), row, kNoIds, 0);
+  EXPECT_EQ(kept(row), (std::vector<int>{0}));
+  // Eta on p = .4 .3 .2 .1: entropy H = .4*.916291 + .3*1.203973 + .2*1.609438
+  // + .1*2.302585 = 1.279855, exp(-H) = .278066. eps .25: sqrt(.25) * .278066 =
+  // .139033 < .25, so eta = .139033: only 0.1 goes (with eta = eps, 0.2 would too).
+  row = ln({0.4, 0.3, 0.2, 0.1});
+  run(*make_eta_cutoff(0.25, 1), row, kNoIds, 0);
+  EXPECT_EQ(kept(row), (std::vector<int>{0, 1, 2}));
+  // eps .04 on p = .9 .05 .03 .02: H = .428049, sqrt(.04) * exp(-H) = .2 * .65182
+  // = .130364 > .04, so eta = .04: .03 and .02 go.
+  row = ln({0.9, 0.05, 0.03, 0.02});
+  run(*make_eta_cutoff(0.04, 1), row, kNoIds, 0);
+  EXPECT_EQ(kept(row), (std::vector<int>{0, 1}));
+}
