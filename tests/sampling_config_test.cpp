@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <string>
 
@@ -133,5 +134,69 @@ TEST(SamplingConfig, EarlyStoppingParse) {
     FAIL();
   } catch (const nucleus::Error& e) {
     EXPECT_NE(std::string(e.what()).find("early_stopping"), std::string::npos);
+  }
+}
+
+TEST(SamplingConfig, ReadsHfGenerationConfigJson) {
+  std::ifstream in(std::string(NUCLEUS_TEST_DATA) + "/sampling/stories260K_generation_config.json");
+  ASSERT_TRUE(in.good());
+  GenerationConfig g;
+  apply_hf_json(nlohmann::json::parse(in), g, "stories260K_generation_config.json");
+  EXPECT_EQ(g.eos_token_ids, (std::vector<int32_t>{2}));  // "eos_token_id": 2
+  EXPECT_FALSE(g.do_sample);
+  EXPECT_NO_THROW(g.validate());
+
+  // A Llama-3-Instruct-style file: list of EOS ids, sampling defaults.
+  const auto j = nlohmann::json::parse(R"({"do_sample": true, "temperature": 0.6, "top_p": 0.9,
+      "eos_token_id": [128001, 128009], "early_stopping": "never", "max_new_tokens": 32,
+      "bad_words_ids": [[5], [6, 7]], "sequence_bias": [[[9], -1.5]], "stop_strings": "END",
+      "transformers_version": "4.40.0", "top_k": null})");
+  GenerationConfig h;
+  apply_hf_json(j, h, "llama3.json");
+  EXPECT_TRUE(h.do_sample);
+  EXPECT_EQ(h.temperature, 0.6);
+  EXPECT_EQ(h.top_p, 0.9);
+  EXPECT_EQ(h.top_k, 50);  // null leaves the default
+  EXPECT_EQ(h.eos_token_ids, (std::vector<int32_t>{128001, 128009}));
+  EXPECT_EQ(h.early_stopping, EarlyStopping::Never);
+  EXPECT_EQ(h.max_new_tokens, 32);
+  EXPECT_EQ(h.bad_words_ids, (std::vector<std::vector<int32_t>>{{5}, {6, 7}}));
+  ASSERT_EQ(h.sequence_bias.size(), 1u);
+  EXPECT_EQ(h.sequence_bias[0].first, (std::vector<int32_t>{9}));
+  EXPECT_EQ(h.sequence_bias[0].second, -1.5);
+  EXPECT_EQ(h.stop_strings, (std::vector<std::string>{"END"}));
+
+  // to_json writes the same names back: a round trip changes nothing.
+  GenerationConfig r;
+  apply_hf_json(to_json(h), r, "roundtrip");
+  EXPECT_EQ(to_json(r), to_json(h));
+
+  // Object form of sequence_bias, keys "id,id".
+  GenerationConfig o;
+  apply_hf_json(nlohmann::json::parse(R"({"sequence_bias": {"3,4": 2.0}})"), o, "o.json");
+  ASSERT_EQ(o.sequence_bias.size(), 1u);
+  EXPECT_EQ(o.sequence_bias[0].first, (std::vector<int32_t>{3, 4}));
+}
+
+TEST(SamplingConfig, BadJsonNamesSourceAndField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"top_k": 0.5})", "top_k"},
+      {R"({"do_sample": "yes"})", "do_sample"},
+      {R"({"eos_token_id": "x"})", "eos_token_id"},
+      {R"({"bad_words_ids": [1, 2]})", "bad_words_ids"},
+      {R"({"early_stopping": "sometimes"})", "early_stopping"},
+      {R"({"sequence_bias": {"a,b": 1}})", "sequence_bias"},
+      {R"({"stop_strings": 3})", "stop_strings"},
+      {R"([1, 2])", "(top level)"},
+  };
+  for (const auto& [text, field] : cases) {
+    GenerationConfig g;
+    try {
+      apply_hf_json(nlohmann::json::parse(text), g, "req.json");
+      ADD_FAILURE() << text << " did not throw";
+    } catch (const nucleus::Error& e) {
+      const std::string msg = e.what();
+      EXPECT_EQ(msg.rfind("req.json: field \"" + std::string(field) + "\"", 0), 0u) << msg;
+    }
   }
 }
