@@ -160,6 +160,9 @@ void add_hf_warpers(ProcessorChain& c, const GenerationConfig& g) {
 // llama.cpp's documented default chain: penalties -> top_k -> typical_p ->
 // top_p -> min_p -> temperature. The HF-only constraints (bad words, EOS
 // masks, ...) still run first: they are hard rules, not sampling choices.
+// llama.cpp has no epsilon/eta cutoffs; when set they run after min_p, still
+// before temperature. Each filter keeps its HF definition: only the order and
+// the penalty window differ between the two presets.
 void add_llama_chain(ProcessorChain& c, const GenerationConfig& g) {
   GenerationConfig rules = g;
   rules.repetition_penalty = 1.0;  // replaced by the windowed penalties below

@@ -65,6 +65,8 @@ class LogitsProcessor {
   virtual void apply(std::span<float> logits, const SequenceView& seq) const = 0;
 };
 
+// Processors keep no per-sequence state (everything they need is in the
+// SequenceView), so one chain may serve every sequence and thread at once.
 class ProcessorChain {
  public:
   ProcessorChain() = default;
