@@ -298,30 +298,54 @@ class TopP final : public LogitsProcessor {
     return "top_p(p=" + fmt(p_) + ", min_keep=" + std::to_string(min_keep_) + ")";
   }
   void apply(std::span<float> logits, const SequenceView&) const override {
-    // Only the survivors are sorted: removed ids sort first in HF's ascending
-    // order with probability 0, so they add exactly 0 to every cumulative sum
-    // and would be removed again. After top_k this is a handful of ids.
-    std::vector<int32_t> alive;
-    std::vector<float> vals;
+    // HF: sort ascending (stable), cumsum of the softmax, remove where the
+    // cumsum <= 1 - top_p, keep the last min_keep. Removed ids (-inf) sort
+    // first with probability 0 and add exactly 0 to every cumsum, so only
+    // survivors are considered. A stable sort by value equals a sort by
+    // (value, id), which lets the work be split below.
+    struct Cand {
+      float v;
+      int32_t id;
+    };
+    auto less = [](const Cand& a, const Cand& b) { return a.v < b.v || (a.v == b.v && a.id < b.id); };
+    std::vector<Cand> c;
     for (size_t i = 0; i < logits.size(); ++i) {
-      if (logits[i] != kNegInf) {
-        alive.push_back(static_cast<int32_t>(i));
-        vals.push_back(logits[i]);
-      }
+      if (logits[i] != kNegInf) c.push_back({logits[i], static_cast<int32_t>(i)});
     }
-    const size_t n = alive.size();
+    const size_t n = c.size();
     if (n == 0) return;
-    const std::vector<int32_t> pos = argsort_ascending(vals);
-    std::vector<float> sorted(n);
-    for (size_t i = 0; i < n; ++i) sorted[i] = vals[pos[i]];
-    const std::vector<float> probs = softmax(sorted);
-    std::vector<float> cum(n);
-    cumsum(probs, cum);
+    std::vector<float> vals(n);
+    for (size_t i = 0; i < n; ++i) vals[i] = c[i].v;
+    const std::vector<float> probs_by_pos = softmax(vals);
+    std::vector<float> prob_of(logits.size(), 0.0f);
+    for (size_t i = 0; i < n; ++i) prob_of[c[i].id] = probs_by_pos[i];
     // 1 - top_p is computed in double (Python) and meets the float32 tensor.
     const float threshold = static_cast<float>(1.0 - p_);
-    const size_t keep_from = n - std::min<size_t>(n, static_cast<size_t>(min_keep_));
-    for (size_t i = 0; i < keep_from; ++i) {
-      if (cum[i] <= threshold) logits[alive[pos[i]]] = kNegInf;
+    const size_t min_keep = std::min<size_t>(n, static_cast<size_t>(min_keep_));
+
+    // Large rows: sort only the best m. If the cumsum over everything below
+    // them (their total, every partial sum being no larger) already rounds to
+    // <= threshold, all of those are removed and the rest of the cumsum only
+    // needs the sorted top. Otherwise try a larger m, finally the whole row.
+    size_t m = n <= 4096 ? n : 1024;
+    for (;;) {
+      if (m < n && m < min_keep) m = n;
+      const size_t rest = n - m;
+      if (rest > 0) std::nth_element(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(rest), c.end(), less);
+      double acc = 0.0;
+      for (size_t i = 0; i < rest; ++i) acc += prob_of[c[i].id];
+      if (rest > 0 && static_cast<float>(acc) > threshold) {
+        m = std::min(n, m * 8);
+        continue;
+      }
+      std::sort(c.begin() + static_cast<std::ptrdiff_t>(rest), c.end(), less);
+      for (size_t i = 0; i < rest; ++i) logits[c[i].id] = kNegInf;
+      const size_t keep_from = n - min_keep;
+      for (size_t i = rest; i < keep_from; ++i) {
+        acc += prob_of[c[i].id];
+        if (static_cast<float>(acc) <= threshold) logits[c[i].id] = kNegInf;
+      }
+      return;
     }
   }
 
