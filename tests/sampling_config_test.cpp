@@ -68,8 +68,14 @@ TEST(SamplingConfig, EachBadSettingNamesItsParameter) {
       {"frequency_penalty", [](GenerationConfig& g) { g.frequency_penalty = INFINITY; }},
       {"no_repeat_ngram_size", [](GenerationConfig& g) { g.no_repeat_ngram_size = -2; }},
       {"bad_words_ids", [](GenerationConfig& g) { g.bad_words_ids = {{}}; }},
-      {"bad_words_ids", [](GenerationConfig& g) { g.bad_words_ids = {{3, -1}}; }},
-      {"sequence_bias", [](GenerationConfig& g) { g.sequence_bias = {{{}, 1.0}}; }},
+      {"bad_words_ids",
+       [](GenerationConfig& g) {
+         g.bad_words_ids = {{3, -1}};
+       }},
+      {"sequence_bias",
+       [](GenerationConfig& g) {
+         g.sequence_bias = {{{}, 1.0}};
+       }},
       {"min_length", [](GenerationConfig& g) { g.min_length = -1; }},
       {"min_new_tokens", [](GenerationConfig& g) { g.min_new_tokens = -1; }},
       {"min_new_tokens",
@@ -79,8 +85,12 @@ TEST(SamplingConfig, EachBadSettingNamesItsParameter) {
        }},
       {"max_new_tokens", [](GenerationConfig& g) { g.max_new_tokens = 0; }},
       {"suppress_tokens", [](GenerationConfig& g) { g.suppress_tokens = {-3}; }},
-      {"eos_token_id", [](GenerationConfig& g) { g.eos_token_ids = {2, -1}; }},
-      {"forced_eos_token_id", [](GenerationConfig& g) { g.forced_eos_token_ids = {2}; }},  // no max_new_tokens
+      {"eos_token_id",
+       [](GenerationConfig& g) {
+         g.eos_token_ids = {2, -1};
+       }},
+      {"forced_eos_token_id",
+       [](GenerationConfig& g) { g.forced_eos_token_ids = {2}; }},  // no max_new_tokens
       {"max_time", [](GenerationConfig& g) { g.max_time = -1.0; }},
       {"stop_strings", [](GenerationConfig& g) { g.stop_strings = {""}; }},
       {"num_beams", [](GenerationConfig& g) { g.num_beams = 0; }},
@@ -99,7 +109,8 @@ TEST(SamplingConfig, EachBadSettingNamesItsParameter) {
     GenerationConfig g;
     c.set(g);
     const std::string msg = error_of(g);
-    EXPECT_NE(msg.find(std::string(c.param) + "="), std::string::npos) << c.param << ": got \"" << msg << "\"";
+    EXPECT_NE(msg.find(std::string(c.param) + "="), std::string::npos)
+        << c.param << ": got \"" << msg << "\"";
     EXPECT_THROW(build_chain(g), nucleus::Error) << c.param;
   }
   // The message carries the value and the allowed range.

@@ -68,7 +68,8 @@ void check_file(const std::string& name, Totals& t) {
     const std::vector<int32_t> prompt = run.at("prompt").get<std::vector<int32_t>>();
     const std::vector<float> raw = run.at("prompt_logits_last").get<std::vector<float>>();
     for (const json& f : run.at("filters")) {
-      const std::string spec = f.at("spec").get<std::string>() + " (prompt length " + std::to_string(prompt.size()) + ")";
+      const std::string spec = f.at("spec").get<std::string>() + " (prompt length " +
+                               std::to_string(prompt.size()) + ")";
       SCOPED_TRACE(name + ": " + spec);
       const GenerationConfig g = config_from(f.at("settings"));
       const ProcessorChain chain = build_chain(g);
@@ -91,7 +92,8 @@ void check_file(const std::string& name, Totals& t) {
         const bool our_kept = row[i] != -INFINITY;
         kept += our_kept ? 1 : 0;
         if (hf_kept != our_kept) {
-          if (++mismatched <= 5) ADD_FAILURE() << "id " << i << ": HF kept=" << hf_kept << ", ours=" << our_kept;
+          if (++mismatched <= 5)
+            ADD_FAILURE() << "id " << i << ": HF kept=" << hf_kept << ", ours=" << our_kept;
           continue;
         }
         if (hf_kept) {
@@ -112,7 +114,8 @@ void check_file(const std::string& name, Totals& t) {
       // Kept ids by probability: HF lists them best first.
       const std::vector<int32_t> hf_order = f.at("kept_ids_by_prob").get<std::vector<int32_t>>();
       ASSERT_EQ(static_cast<int64_t>(hf_order.size()), f.at("num_kept").get<int64_t>());
-      for (int32_t id : hf_order) EXPECT_NE(row.at(static_cast<size_t>(id)), -INFINITY) << "id " << id;
+      for (int32_t id : hf_order)
+        EXPECT_NE(row.at(static_cast<size_t>(id)), -INFINITY) << "id " << id;
       ++t.settings;
     }
   }
@@ -124,16 +127,16 @@ TEST(SamplingHf, FiltersFileMatchesHf) {
   Totals t;
   check_file("stories260K_filters.json", t);
   EXPECT_EQ(t.settings, 22);
-  std::printf("[hf filters] %d settings, max |prob diff| %.3g, max rel logit diff %.3g\n", t.settings,
-              t.max_prob_diff, t.max_logit_rel_diff);
+  std::printf("[hf filters] %d settings, max |prob diff| %.3g, max rel logit diff %.3g\n",
+              t.settings, t.max_prob_diff, t.max_logit_rel_diff);
 }
 
 TEST(SamplingHf, ProcessorPartsMatchHf) {
   Totals t;
   check_file("stories260K_processors.json", t);
   EXPECT_EQ(t.settings, 21);
-  std::printf("[hf processors] %d settings, max |prob diff| %.3g, max rel logit diff %.3g\n", t.settings,
-              t.max_prob_diff, t.max_logit_rel_diff);
+  std::printf("[hf processors] %d settings, max |prob diff| %.3g, max rel logit diff %.3g\n",
+              t.settings, t.max_prob_diff, t.max_logit_rel_diff);
 }
 
 TEST(SamplingHf, GreedyPicksHfTokensAndLogSoftmaxMatchesHfLogsumexp) {
@@ -164,5 +167,6 @@ TEST(SamplingHf, GreedyPicksHfTokensAndLogSoftmaxMatchesHfLogsumexp) {
     }
     ids.push_back(want[s]);
   }
-  std::printf("[hf greedy] %zu steps, max |log_softmax - (logit - HF logsumexp)| %.3g\n", want.size(), max_diff);
+  std::printf("[hf greedy] %zu steps, max |log_softmax - (logit - HF logsumexp)| %.3g\n",
+              want.size(), max_diff);
 }

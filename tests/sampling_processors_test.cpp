@@ -30,7 +30,8 @@ std::vector<int> kept(const std::vector<float>& row) {
   return k;
 }
 
-void run(const LogitsProcessor& p, std::vector<float>& row, const std::vector<int32_t>& ids, int64_t prompt_len) {
+void run(const LogitsProcessor& p, std::vector<float>& row, const std::vector<int32_t>& ids,
+         int64_t prompt_len) {
   p.apply(row, make_view(ids, prompt_len));
 }
 
@@ -94,14 +95,17 @@ TEST(SamplingLlamaCpp, ChainOrder) {
   g.min_p = 0.05;
   g.temperature = 0.8;
   const ProcessorChain c = build_chain(g);
-  EXPECT_EQ(c.names(), (std::vector<std::string>{"penalties", "top_k", "typical_p", "top_p", "min_p", "temperature"}));
-  EXPECT_EQ(c.describe(),
-            "penalties(last_n=64, repeat=1.1, frequency=0, presence=0) -> top_k(k=40, min_keep=1) -> "
-            "typical_p(p=0.9, min_keep=1) -> top_p(p=0.95, min_keep=1) -> min_p(p=0.05, min_keep=1) -> "
-            "temperature(0.8)");
+  EXPECT_EQ(c.names(), (std::vector<std::string>{"penalties", "top_k", "typical_p", "top_p",
+                                                 "min_p", "temperature"}));
+  EXPECT_EQ(
+      c.describe(),
+      "penalties(last_n=64, repeat=1.1, frequency=0, presence=0) -> top_k(k=40, min_keep=1) -> "
+      "typical_p(p=0.9, min_keep=1) -> top_p(p=0.95, min_keep=1) -> min_p(p=0.05, min_keep=1) -> "
+      "temperature(0.8)");
   g.sampler_order = "hf";
   EXPECT_EQ(build_chain(g).names(),
-            (std::vector<std::string>{"repetition_penalty", "temperature", "top_k", "top_p", "min_p", "typical_p"}));
+            (std::vector<std::string>{"repetition_penalty", "temperature", "top_k", "top_p",
+                                      "min_p", "typical_p"}));
   // penalty_last_n 0 switches the penalties off in the llama.cpp order.
   g.sampler_order = "llama.cpp";
   g.penalty_last_n = 0;
@@ -269,10 +273,12 @@ TEST(SamplingChain, HfOrderOfEverything) {
   g.typical_p = 0.95;
   g.epsilon_cutoff = 1e-4;
   g.eta_cutoff = 1e-3;
-  const std::vector<std::string> processors = {"sequence_bias", "repetition_penalty", "no_repeat_ngram", "bad_words",
-                                               "min_length",    "min_new_tokens",     "forced_eos",      "suppress_tokens"};
+  const std::vector<std::string> processors = {
+      "sequence_bias", "repetition_penalty", "no_repeat_ngram", "bad_words",
+      "min_length",    "min_new_tokens",     "forced_eos",      "suppress_tokens"};
   std::vector<std::string> all = processors;
-  for (const char* w : {"temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff"})
+  for (const char* w :
+       {"temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff"})
     all.push_back(w);
   EXPECT_EQ(build_chain(g).names(), all);
   // Greedy: the processors only, whether by do_sample false or temperature 0.
@@ -318,7 +324,9 @@ TEST(SamplingChain, TraceRecordsEveryProcessor) {
   const nlohmann::json j = to_json(trace);
   EXPECT_EQ(j["steps"][0]["records"][2]["survivors"], 2);
   EXPECT_EQ(j["steps"][0]["records"][2]["top"][1]["id"], 1);
-  EXPECT_EQ(format_step(st), "step 1: input 3 [0 0.500, 1 0.300] | temperature 3 [0 0.658, 1 0.237] | top_k 2 [0 0.735, 1 0.265]");
+  EXPECT_EQ(format_step(st),
+            "step 1: input 3 [0 0.500, 1 0.300] | temperature 3 [0 0.658, 1 0.237] | top_k 2 [0 "
+            "0.735, 1 0.265]");
 }
 
 TEST(SamplingChain, BadSequenceIdsAreErrors) {

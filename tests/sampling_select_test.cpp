@@ -23,8 +23,10 @@ TEST(SamplingRng, SplitMix64MatchesPublishedSequence) {
 
 TEST(SamplingRng, KeyIsTheDocumentedComposition) {
   const uint64_t seed = 1234, seq = 7, step = 99;
-  EXPECT_EQ(rng_key(seed, seq, step), splitmix64_mix(splitmix64_mix(splitmix64_mix(seed) ^ seq) ^ step));
-  EXPECT_EQ(uniform(seed, seq, step), static_cast<double>(rng_key(seed, seq, step) >> 11) / 9007199254740992.0);
+  EXPECT_EQ(rng_key(seed, seq, step),
+            splitmix64_mix(splitmix64_mix(splitmix64_mix(seed) ^ seq) ^ step));
+  EXPECT_EQ(uniform(seed, seq, step),
+            static_cast<double>(rng_key(seed, seq, step) >> 11) / 9007199254740992.0);
 }
 
 TEST(SamplingRng, SameTripleSameDraw) {
@@ -58,14 +60,24 @@ TEST(SamplingRng, DifferentSequencesAreIndependent) {
     double sa = 0, sb = 0, sab = 0, saa = 0, sbb = 0;
     for (int i = 0; i < n; ++i) {
       const double x = a(i), y = b(i);
-      sa += x; sb += y; sab += x * y; saa += x * x; sbb += y * y;
+      sa += x;
+      sb += y;
+      sab += x * y;
+      saa += x * x;
+      sbb += y * y;
     }
     const double cov = sab / n - (sa / n) * (sb / n);
     return cov / std::sqrt((saa / n - (sa / n) * (sa / n)) * (sbb / n - (sb / n) * (sb / n)));
   };
-  EXPECT_LT(std::fabs(corr([](int i) { return uniform(5, 0, i); }, [](int i) { return uniform(5, 1, i); })), 0.03);
-  EXPECT_LT(std::fabs(corr([](int i) { return uniform(5, 0, i); }, [](int i) { return uniform(6, 0, i); })), 0.03);
-  EXPECT_LT(std::fabs(corr([](int i) { return uniform(5, 0, i); }, [](int i) { return uniform(5, 0, i + 1); })), 0.03);
+  EXPECT_LT(std::fabs(corr([](int i) { return uniform(5, 0, i); },
+                           [](int i) { return uniform(5, 1, i); })),
+            0.03);
+  EXPECT_LT(std::fabs(corr([](int i) { return uniform(5, 0, i); },
+                           [](int i) { return uniform(6, 0, i); })),
+            0.03);
+  EXPECT_LT(std::fabs(corr([](int i) { return uniform(5, 0, i); },
+                           [](int i) { return uniform(5, 0, i + 1); })),
+            0.03);
   int same = 0;
   for (int i = 0; i < 1000; ++i) same += uniform(5, 0, i) == uniform(5, 1, i);
   EXPECT_EQ(same, 0);

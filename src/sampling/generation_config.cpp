@@ -2,8 +2,8 @@
 
 #include <cmath>
 #include <limits>
-#include <type_traits>
 #include <sstream>
+#include <type_traits>
 
 #include "sampling/processors.h"
 #include "util/error.h"
@@ -50,9 +50,12 @@ EarlyStopping parse_early_stopping(const std::string& s) {
 
 const char* to_string(EarlyStopping e) {
   switch (e) {
-    case EarlyStopping::True: return "true";
-    case EarlyStopping::False: return "false";
-    case EarlyStopping::Never: return "never";
+    case EarlyStopping::True:
+      return "true";
+    case EarlyStopping::False:
+      return "false";
+    case EarlyStopping::Never:
+      return "never";
   }
   return "?";
 }
@@ -62,19 +65,21 @@ void GenerationConfig::validate() const {
        "must be finite and >= 0 (0 means greedy)");
   if (top_k < 0) bad("top_k", std::to_string(top_k), "must be >= 0 (0 disables it)");
   need(std::isfinite(top_p) && top_p > 0.0 && top_p <= 1.0, "top_p", top_p, "outside (0, 1]");
-  need(std::isfinite(min_p) && min_p >= 0.0 && min_p <= 1.0, "min_p", min_p, "outside [0, 1] (0 disables it)");
+  need(std::isfinite(min_p) && min_p >= 0.0 && min_p <= 1.0, "min_p", min_p,
+       "outside [0, 1] (0 disables it)");
   need(std::isfinite(typical_p) && typical_p > 0.0 && typical_p <= 1.0, "typical_p", typical_p,
        "outside (0, 1] (1 disables it)");
-  need(std::isfinite(epsilon_cutoff) && epsilon_cutoff >= 0.0 && epsilon_cutoff < 1.0, "epsilon_cutoff",
-       epsilon_cutoff, "outside [0, 1) (0 disables it)");
+  need(std::isfinite(epsilon_cutoff) && epsilon_cutoff >= 0.0 && epsilon_cutoff < 1.0,
+       "epsilon_cutoff", epsilon_cutoff, "outside [0, 1) (0 disables it)");
   need(std::isfinite(eta_cutoff) && eta_cutoff >= 0.0 && eta_cutoff < 1.0, "eta_cutoff", eta_cutoff,
        "outside [0, 1) (0 disables it)");
-  need(std::isfinite(repetition_penalty) && repetition_penalty > 0.0, "repetition_penalty", repetition_penalty,
-       "must be finite and > 0 (1 disables it)");
+  need(std::isfinite(repetition_penalty) && repetition_penalty > 0.0, "repetition_penalty",
+       repetition_penalty, "must be finite and > 0 (1 disables it)");
   need(std::isfinite(frequency_penalty), "frequency_penalty", frequency_penalty, "must be finite");
   need(std::isfinite(presence_penalty), "presence_penalty", presence_penalty, "must be finite");
   if (no_repeat_ngram_size < 0)
-    bad("no_repeat_ngram_size", std::to_string(no_repeat_ngram_size), "must be >= 0 (0 disables it)");
+    bad("no_repeat_ngram_size", std::to_string(no_repeat_ngram_size),
+        "must be >= 0 (0 disables it)");
   for (const auto& seq : bad_words_ids) {
     if (seq.empty()) bad("bad_words_ids", "[]", "contains an empty token sequence");
     need_ids(seq, "bad_words_ids");
@@ -100,8 +105,11 @@ void GenerationConfig::validate() const {
     }
   }
   if (!forced_eos_token_ids.empty() && !max_new_tokens)
-    bad("forced_eos_token_id", std::to_string(forced_eos_token_ids.front()), "needs max_new_tokens to be set");
-  if (max_time) need(std::isfinite(*max_time) && *max_time >= 0.0, "max_time", *max_time, "must be >= 0 seconds");
+    bad("forced_eos_token_id", std::to_string(forced_eos_token_ids.front()),
+        "needs max_new_tokens to be set");
+  if (max_time)
+    need(std::isfinite(*max_time) && *max_time >= 0.0, "max_time", *max_time,
+         "must be >= 0 seconds");
   for (const auto& s : stop_strings) {
     if (s.empty()) bad("stop_strings", "\"\"", "contains an empty string");
   }
@@ -126,7 +134,8 @@ void GenerationConfig::validate() const {
     bad("sampler_order", v, "must be one of hf, llama.cpp");
   }
   if (penalty_last_n < -1)
-    bad("penalty_last_n", std::to_string(penalty_last_n), "must be >= -1 (-1 whole sequence, 0 off)");
+    bad("penalty_last_n", std::to_string(penalty_last_n),
+        "must be >= -1 (-1 whole sequence, 0 off)");
 }
 
 namespace {
@@ -137,10 +146,12 @@ void add_hf_processors(ProcessorChain& c, const GenerationConfig& g) {
   if (g.repetition_penalty != 1.0) c.add(make_repetition_penalty(g.repetition_penalty));
   if (g.no_repeat_ngram_size > 0) c.add(make_no_repeat_ngram(g.no_repeat_ngram_size));
   if (!g.bad_words_ids.empty()) c.add(make_bad_words(g.bad_words_ids, g.eos_token_ids));
-  if (g.min_length > 0 && !g.eos_token_ids.empty()) c.add(make_min_length(g.min_length, g.eos_token_ids));
+  if (g.min_length > 0 && !g.eos_token_ids.empty())
+    c.add(make_min_length(g.min_length, g.eos_token_ids));
   if (g.min_new_tokens > 0 && !g.eos_token_ids.empty())
     c.add(make_min_new_tokens(g.min_new_tokens, g.eos_token_ids));
-  if (!g.forced_eos_token_ids.empty()) c.add(make_forced_eos(*g.max_new_tokens, g.forced_eos_token_ids));
+  if (!g.forced_eos_token_ids.empty())
+    c.add(make_forced_eos(*g.max_new_tokens, g.forced_eos_token_ids));
   if (!g.suppress_tokens.empty()) c.add(make_suppress_tokens(g.suppress_tokens));
 }
 
@@ -167,10 +178,12 @@ void add_llama_chain(ProcessorChain& c, const GenerationConfig& g) {
   GenerationConfig rules = g;
   rules.repetition_penalty = 1.0;  // replaced by the windowed penalties below
   add_hf_processors(c, rules);
-  const bool penalize = g.penalty_last_n != 0 &&
-                        (g.repetition_penalty != 1.0 || g.frequency_penalty != 0.0 || g.presence_penalty != 0.0);
+  const bool penalize =
+      g.penalty_last_n != 0 &&
+      (g.repetition_penalty != 1.0 || g.frequency_penalty != 0.0 || g.presence_penalty != 0.0);
   if (penalize)
-    c.add(make_llama_penalties(g.penalty_last_n, g.repetition_penalty, g.frequency_penalty, g.presence_penalty));
+    c.add(make_llama_penalties(g.penalty_last_n, g.repetition_penalty, g.frequency_penalty,
+                               g.presence_penalty));
   if (!g.sampling()) return;
   const int64_t keep = g.min_tokens_to_keep();
   if (g.top_k != 0) c.add(make_top_k(g.top_k, keep));
@@ -186,7 +199,8 @@ void add_llama_chain(ProcessorChain& c, const GenerationConfig& g) {
 
 namespace {
 
-[[noreturn]] void bad_json(const std::string& source, const std::string& key, const std::string& what) {
+[[noreturn]] void bad_json(const std::string& source, const std::string& key,
+                           const std::string& what) {
   std::string s = source;
   s += ": field \"";
   s += key;
@@ -218,13 +232,14 @@ T get_as(const nlohmann::json& v, const std::string& source, const std::string& 
   }
 }
 
-std::vector<int32_t> get_ids(const nlohmann::json& v, const std::string& source, const std::string& key,
-                             bool allow_scalar) {
+std::vector<int32_t> get_ids(const nlohmann::json& v, const std::string& source,
+                             const std::string& key, bool allow_scalar) {
   if (allow_scalar && v.is_number_integer()) return {v.get<int32_t>()};
   if (!v.is_array()) bad_json(source, key, "expected a list of token ids, got " + dump_short(v));
   std::vector<int32_t> out;
   for (const auto& e : v) {
-    if (!e.is_number_integer()) bad_json(source, key, "expected integer token ids, got " + dump_short(e));
+    if (!e.is_number_integer())
+      bad_json(source, key, "expected integer token ids, got " + dump_short(e));
     const int64_t id = e.get<int64_t>();
     if (id < std::numeric_limits<int32_t>::min() || id > std::numeric_limits<int32_t>::max())
       bad_json(source, key, "token id " + std::to_string(id) + " out of range");
@@ -236,7 +251,8 @@ std::vector<int32_t> get_ids(const nlohmann::json& v, const std::string& source,
 }  // namespace
 
 void apply_hf_json(const nlohmann::json& j, GenerationConfig& cfg, const std::string& source) {
-  if (!j.is_object()) bad_json(source, "(top level)", "expected a JSON object, got " + dump_short(j));
+  if (!j.is_object())
+    bad_json(source, "(top level)", "expected a JSON object, got " + dump_short(j));
   auto has = [&](const char* k) { return j.contains(k) && !j.at(k).is_null(); };
   auto num = [&](const char* k, double& dst) {
     if (has(k)) dst = get_as<double>(j.at(k), source, k);
@@ -262,7 +278,8 @@ void apply_hf_json(const nlohmann::json& j, GenerationConfig& cfg, const std::st
   integer("num_return_sequences", cfg.num_return_sequences);
   integer("penalty_last_n", cfg.penalty_last_n);
   num("length_penalty", cfg.length_penalty);
-  if (has("max_new_tokens")) cfg.max_new_tokens = get_as<int64_t>(j.at("max_new_tokens"), source, "max_new_tokens");
+  if (has("max_new_tokens"))
+    cfg.max_new_tokens = get_as<int64_t>(j.at("max_new_tokens"), source, "max_new_tokens");
   if (has("max_time")) cfg.max_time = get_as<double>(j.at("max_time"), source, "max_time");
   if (has("seed")) cfg.seed = get_as<uint64_t>(j.at("seed"), source, "seed");
   if (has("early_stopping")) {
@@ -275,15 +292,20 @@ void apply_hf_json(const nlohmann::json& j, GenerationConfig& cfg, const std::st
       bad_json(source, "early_stopping", "expected true, false or \"never\", got " + dump_short(v));
     }
   }
-  if (has("eos_token_id")) cfg.eos_token_ids = get_ids(j.at("eos_token_id"), source, "eos_token_id", true);
+  if (has("eos_token_id"))
+    cfg.eos_token_ids = get_ids(j.at("eos_token_id"), source, "eos_token_id", true);
   if (has("forced_eos_token_id"))
-    cfg.forced_eos_token_ids = get_ids(j.at("forced_eos_token_id"), source, "forced_eos_token_id", true);
-  if (has("suppress_tokens")) cfg.suppress_tokens = get_ids(j.at("suppress_tokens"), source, "suppress_tokens", false);
+    cfg.forced_eos_token_ids =
+        get_ids(j.at("forced_eos_token_id"), source, "forced_eos_token_id", true);
+  if (has("suppress_tokens"))
+    cfg.suppress_tokens = get_ids(j.at("suppress_tokens"), source, "suppress_tokens", false);
   if (has("bad_words_ids")) {
     const auto& v = j.at("bad_words_ids");
-    if (!v.is_array()) bad_json(source, "bad_words_ids", "expected a list of token id lists, got " + dump_short(v));
+    if (!v.is_array())
+      bad_json(source, "bad_words_ids", "expected a list of token id lists, got " + dump_short(v));
     cfg.bad_words_ids.clear();
-    for (const auto& seq : v) cfg.bad_words_ids.push_back(get_ids(seq, source, "bad_words_ids", false));
+    for (const auto& seq : v)
+      cfg.bad_words_ids.push_back(get_ids(seq, source, "bad_words_ids", false));
   }
   if (has("sequence_bias")) {
     const auto& v = j.at("sequence_bias");
@@ -291,7 +313,8 @@ void apply_hf_json(const nlohmann::json& j, GenerationConfig& cfg, const std::st
     if (v.is_array()) {
       for (const auto& pair : v) {
         if (!pair.is_array() || pair.size() != 2)
-          bad_json(source, "sequence_bias", "expected [[ids...], bias] pairs, got " + dump_short(pair));
+          bad_json(source, "sequence_bias",
+                   "expected [[ids...], bias] pairs, got " + dump_short(pair));
         cfg.sequence_bias.emplace_back(get_ids(pair[0], source, "sequence_bias", false),
                                        get_as<double>(pair[1], source, "sequence_bias"));
       }
@@ -304,16 +327,20 @@ void apply_hf_json(const nlohmann::json& j, GenerationConfig& cfg, const std::st
           try {
             size_t used = 0;
             const long long id = std::stoll(part, &used);
-            if (used != part.size() || id < 0 || id > std::numeric_limits<int32_t>::max()) throw std::out_of_range("");
+            if (used != part.size() || id < 0 || id > std::numeric_limits<int32_t>::max())
+              throw std::out_of_range("");
             ids.push_back(static_cast<int32_t>(id));
           } catch (const std::exception&) {
-            bad_json(source, "sequence_bias", "key \"" + key + "\" is not a comma-separated list of token ids");
+            bad_json(source, "sequence_bias",
+                     "key \"" + key + "\" is not a comma-separated list of token ids");
           }
         }
-        cfg.sequence_bias.emplace_back(std::move(ids), get_as<double>(bias, source, "sequence_bias"));
+        cfg.sequence_bias.emplace_back(std::move(ids),
+                                       get_as<double>(bias, source, "sequence_bias"));
       }
     } else {
-      bad_json(source, "sequence_bias", "expected a list of [[ids...], bias] pairs or an object, got " + dump_short(v));
+      bad_json(source, "sequence_bias",
+               "expected a list of [[ids...], bias] pairs or an object, got " + dump_short(v));
     }
   }
   if (has("stop_strings")) {
@@ -323,16 +350,19 @@ void apply_hf_json(const nlohmann::json& j, GenerationConfig& cfg, const std::st
       cfg.stop_strings.push_back(v.get<std::string>());
     } else if (v.is_array()) {
       for (const auto& s : v) {
-        if (!s.is_string()) bad_json(source, "stop_strings", "expected strings, got " + dump_short(s));
+        if (!s.is_string())
+          bad_json(source, "stop_strings", "expected strings, got " + dump_short(s));
         cfg.stop_strings.push_back(s.get<std::string>());
       }
     } else {
-      bad_json(source, "stop_strings", "expected a string or a list of strings, got " + dump_short(v));
+      bad_json(source, "stop_strings",
+               "expected a string or a list of strings, got " + dump_short(v));
     }
   }
   if (has("sampler_order")) {
     if (!j.at("sampler_order").is_string())
-      bad_json(source, "sampler_order", "expected a string, got " + dump_short(j.at("sampler_order")));
+      bad_json(source, "sampler_order",
+               "expected a string, got " + dump_short(j.at("sampler_order")));
     cfg.sampler_order = j.at("sampler_order").get<std::string>();
   }
 }
@@ -373,7 +403,8 @@ nlohmann::json to_json(const GenerationConfig& c) {
   nlohmann::json bias = nlohmann::json::array();
   for (const auto& [ids, b] : c.sequence_bias) bias.push_back({ids, b});
   j["sequence_bias"] = bias;
-  j["max_new_tokens"] = c.max_new_tokens ? nlohmann::json(*c.max_new_tokens) : nlohmann::json(nullptr);
+  j["max_new_tokens"] =
+      c.max_new_tokens ? nlohmann::json(*c.max_new_tokens) : nlohmann::json(nullptr);
   j["max_time"] = c.max_time ? nlohmann::json(*c.max_time) : nlohmann::json(nullptr);
   return j;
 }

@@ -26,12 +26,12 @@ struct GenerationConfig {
 
   // Warpers (sampling only). temperature 0 means greedy.
   double temperature = 1.0;
-  int64_t top_k = 50;  // 0 disables
-  double top_p = 1.0;  // 1 disables
-  double min_p = 0.0;  // 0 disables (absent from HF 4.40; later HF semantics)
-  double typical_p = 1.0;  // 1 disables
+  int64_t top_k = 50;           // 0 disables
+  double top_p = 1.0;           // 1 disables
+  double min_p = 0.0;           // 0 disables (absent from HF 4.40; later HF semantics)
+  double typical_p = 1.0;       // 1 disables
   double epsilon_cutoff = 0.0;  // 0 disables
-  double eta_cutoff = 0.0;  // 0 disables
+  double eta_cutoff = 0.0;      // 0 disables
 
   // Processors (all strategies).
   double repetition_penalty = 1.0;  // 1 disables

@@ -98,7 +98,8 @@ std::vector<int32_t> argsort_ascending(std::span<const float> x) {
 
 float kth_largest(std::span<const float> x, int64_t k) {
   check(k >= 1 && k <= static_cast<int64_t>(x.size()),
-        "sampling: kth_largest: k=" + std::to_string(k) + " outside [1, " + std::to_string(x.size()) + "]");
+        "sampling: kth_largest: k=" + std::to_string(k) + " outside [1, " +
+            std::to_string(x.size()) + "]");
   auto value = [](float f) { return std::isnan(f) ? -std::numeric_limits<float>::infinity() : f; };
   const size_t kk = static_cast<size_t>(k);
   if (kk <= 256) {

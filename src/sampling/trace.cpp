@@ -8,7 +8,8 @@ nlohmann::json to_json(const StepTrace& step) {
   nlohmann::json records = nlohmann::json::array();
   for (const TraceRecord& r : step.records) {
     nlohmann::json top = nlohmann::json::array();
-    for (const TraceCandidate& c : r.top) top.push_back({{"id", c.id}, {"logit", c.logit}, {"prob", c.prob}});
+    for (const TraceCandidate& c : r.top)
+      top.push_back({{"id", c.id}, {"logit", c.logit}, {"prob", c.prob}});
     records.push_back({{"name", r.name}, {"survivors", r.survivors}, {"top", std::move(top)}});
   }
   return {{"step", step.step}, {"records", std::move(records)}};
@@ -33,7 +34,8 @@ std::string format_step(const StepTrace& step) {
     s += " [";
     for (size_t j = 0; j < r.top.size(); ++j) {
       char buf[64];
-      std::snprintf(buf, sizeof buf, "%s%d %.3f", j == 0 ? "" : ", ", r.top[j].id, static_cast<double>(r.top[j].prob));
+      std::snprintf(buf, sizeof buf, "%s%d %.3f", j == 0 ? "" : ", ", r.top[j].id,
+                    static_cast<double>(r.top[j].prob));
       s += buf;
     }
     s += "]";
