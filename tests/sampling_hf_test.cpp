@@ -13,6 +13,7 @@
 
 #include "sampling/generation_config.h"
 #include "sampling/math.h"
+#include "sampling/select.h"
 
 using nlohmann::json;
 using namespace nucleus::sampling;
@@ -67,7 +68,8 @@ void check_file(const std::string& name, Totals& t) {
     const std::vector<int32_t> prompt = run.at("prompt").get<std::vector<int32_t>>();
     const std::vector<float> raw = run.at("prompt_logits_last").get<std::vector<float>>();
     for (const json& f : run.at("filters")) {
-      const std::string spec = f.at("spec").get<std::string>() + " (prompt length " + std::to_string(prompt.size()) + ")";
+      const std::string spec = f.at("spec").get<std::string>() + " (prompt length " +
+                               std::to_string(prompt.size()) + ")";
       SCOPED_TRACE(name + ": " + spec);
       const GenerationConfig g = config_from(f.at("settings"));
       const ProcessorChain chain = build_chain(g);
@@ -90,7 +92,8 @@ void check_file(const std::string& name, Totals& t) {
         const bool our_kept = row[i] != -INFINITY;
         kept += our_kept ? 1 : 0;
         if (hf_kept != our_kept) {
-          if (++mismatched <= 5) ADD_FAILURE() << "id " << i << ": HF kept=" << hf_kept << ", ours=" << our_kept;
+          if (++mismatched <= 5)
+            ADD_FAILURE() << "id " << i << ": HF kept=" << hf_kept << ", ours=" << our_kept;
           continue;
         }
         if (hf_kept) {
@@ -111,7 +114,8 @@ void check_file(const std::string& name, Totals& t) {
       // Kept ids by probability: HF lists them best first.
       const std::vector<int32_t> hf_order = f.at("kept_ids_by_prob").get<std::vector<int32_t>>();
       ASSERT_EQ(static_cast<int64_t>(hf_order.size()), f.at("num_kept").get<int64_t>());
-      for (int32_t id : hf_order) EXPECT_NE(row.at(static_cast<size_t>(id)), -INFINITY) << "id " << id;
+      for (int32_t id : hf_order)
+        EXPECT_NE(row.at(static_cast<size_t>(id)), -INFINITY) << "id " << id;
       ++t.settings;
     }
   }
@@ -123,14 +127,46 @@ TEST(SamplingHf, FiltersFileMatchesHf) {
   Totals t;
   check_file("stories260K_filters.json", t);
   EXPECT_EQ(t.settings, 22);
-  std::printf("[hf filters] %d settings, max |prob diff| %.3g, max rel logit diff %.3g\n", t.settings,
-              t.max_prob_diff, t.max_logit_rel_diff);
+  std::printf("[hf filters] %d settings, max |prob diff| %.3g, max rel logit diff %.3g\n",
+              t.settings, t.max_prob_diff, t.max_logit_rel_diff);
 }
 
 TEST(SamplingHf, ProcessorPartsMatchHf) {
   Totals t;
   check_file("stories260K_processors.json", t);
   EXPECT_EQ(t.settings, 21);
-  std::printf("[hf processors] %d settings, max |prob diff| %.3g, max rel logit diff %.3g\n", t.settings,
-              t.max_prob_diff, t.max_logit_rel_diff);
+  std::printf("[hf processors] %d settings, max |prob diff| %.3g, max rel logit diff %.3g\n",
+              t.settings, t.max_prob_diff, t.max_logit_rel_diff);
+}
+
+TEST(SamplingHf, GreedyPicksHfTokensAndLogSoftmaxMatchesHfLogsumexp) {
+  const json doc = load("stories260K_greedy.json");
+  const std::vector<int32_t> want = doc.at("new_tokens").get<std::vector<int32_t>>();
+  const json& steps = doc.at("step_logits");
+  const json& tops = doc.at("step_logits_top");
+  ASSERT_EQ(steps.size(), want.size());
+  std::vector<int32_t> ids = doc.at("prompt").get<std::vector<int32_t>>();
+  const int64_t prompt_len = static_cast<int64_t>(ids.size());
+  GenerationConfig g;  // HF defaults: greedy, no processors
+  g.eos_token_ids = doc.at("eos_token_id").get<std::vector<int32_t>>();
+  const ProcessorChain chain = build_chain(g);
+  double max_diff = 0.0;
+  for (size_t s = 0; s < want.size(); ++s) {
+    std::vector<float> row = steps[s].get<std::vector<float>>();
+    chain.apply(row, make_view(ids, prompt_len));
+    EXPECT_EQ(greedy(row), want[s]) << "step " << s;
+    // log p(id) = logit - logsumexp, HF's logsumexp recorded for the top ids.
+    const std::vector<float> lp = log_softmax(row);
+    const double lse = tops[s].at("logsumexp").get<double>();
+    const std::vector<int32_t> top_ids = tops[s].at("top_ids").get<std::vector<int32_t>>();
+    const std::vector<double> top_logits = tops[s].at("top_logits").get<std::vector<double>>();
+    for (size_t k = 0; k < top_ids.size(); ++k) {
+      const double d = std::fabs(lp[top_ids[k]] - (top_logits[k] - lse));
+      max_diff = std::max(max_diff, d);
+      EXPECT_LE(d, 1e-5) << "step " << s << " id " << top_ids[k];
+    }
+    ids.push_back(want[s]);
+  }
+  std::printf("[hf greedy] %zu steps, max |log_softmax - (logit - HF logsumexp)| %.3g\n",
+              want.size(), max_diff);
 }

@@ -4,6 +4,7 @@
 // carry over unchanged; the few extras (sampler_order, penalty_last_n,
 // frequency/presence penalties, seed) are llama.cpp's.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
@@ -25,12 +26,12 @@ struct GenerationConfig {
 
   // Warpers (sampling only). temperature 0 means greedy.
   double temperature = 1.0;
-  int64_t top_k = 50;  // 0 disables
-  double top_p = 1.0;  // 1 disables
-  double min_p = 0.0;  // 0 disables (absent from HF 4.40; later HF semantics)
-  double typical_p = 1.0;  // 1 disables
+  int64_t top_k = 50;           // 0 disables
+  double top_p = 1.0;           // 1 disables
+  double min_p = 0.0;           // 0 disables (absent from HF 4.40; later HF semantics)
+  double typical_p = 1.0;       // 1 disables
   double epsilon_cutoff = 0.0;  // 0 disables
-  double eta_cutoff = 0.0;  // 0 disables
+  double eta_cutoff = 0.0;      // 0 disables
 
   // Processors (all strategies).
   double repetition_penalty = 1.0;  // 1 disables
@@ -72,6 +73,18 @@ struct GenerationConfig {
 // Parses "true" / "false" / "never" (CLI and JSON front ends).
 EarlyStopping parse_early_stopping(const std::string& s);
 const char* to_string(EarlyStopping e);
+
+// Overlays the keys of a Hugging Face generation_config.json (or a JSON
+// request using the same names) onto cfg; unknown keys are ignored, a known
+// key of the wrong type or shape throws nucleus::Error naming `source` and the
+// key. eos_token_id / forced_eos_token_id may be an int or a list;
+// early_stopping true/false/"never"; sequence_bias a list of [[ids...], bias]
+// pairs or an object {"id,id": bias}; null leaves the field unchanged.
+// Does not validate: call validate() (or build_chain) afterwards.
+void apply_hf_json(const nlohmann::json& j, GenerationConfig& cfg, const std::string& source);
+
+// The effective settings under HF names (for logs, --verbose, JSON output).
+nlohmann::json to_json(const GenerationConfig& cfg);
 
 // Validates cfg and builds its chain in cfg.sampler_order. Greedy (do_sample
 // false or temperature 0) gets the processors only; sampling adds the warpers.

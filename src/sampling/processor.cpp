@@ -10,8 +10,8 @@ namespace nucleus::sampling {
 
 SequenceView make_view(std::span<const int32_t> ids, int64_t prompt_len) {
   check(prompt_len >= 0 && prompt_len <= static_cast<int64_t>(ids.size()),
-        "sampling: prompt_len=" + std::to_string(prompt_len) + " outside [0, " + std::to_string(ids.size()) +
-            "] (sequence length)");
+        "sampling: prompt_len=" + std::to_string(prompt_len) + " outside [0, " +
+            std::to_string(ids.size()) + "] (sequence length)");
   SequenceView v;
   v.ids = ids;
   v.prompt_len = prompt_len;
@@ -26,8 +26,8 @@ TraceRecord summarize_row(std::string name, std::span<const float> logits, int t
   const std::vector<float> probs = softmax(logits);
   std::vector<int32_t> idx(logits.size());
   std::iota(idx.begin(), idx.end(), 0);
-  const size_t n = std::min<size_t>(static_cast<size_t>(std::max(top_n, 0)),
-                                    static_cast<size_t>(r.survivors));
+  const size_t n =
+      std::min<size_t>(static_cast<size_t>(std::max(top_n, 0)), static_cast<size_t>(r.survivors));
   // Best first; equal logits by lower id so the trace is deterministic.
   std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), [&](int32_t a, int32_t b) {
     if (logits[a] != logits[b]) return logits[a] > logits[b];
@@ -42,7 +42,8 @@ void ProcessorChain::add(std::unique_ptr<LogitsProcessor> p) {
   processors_.push_back(std::move(p));
 }
 
-void ProcessorChain::apply(std::span<float> logits, const SequenceView& seq, SamplingTrace* trace) const {
+void ProcessorChain::apply(std::span<float> logits, const SequenceView& seq,
+                           SamplingTrace* trace) const {
   StepTrace* st = nullptr;
   if (trace != nullptr) {
     trace->steps.push_back(StepTrace{seq.step, {}});

@@ -36,7 +36,7 @@ struct TraceCandidate {
 // State of the row after one processor ran ("input" for the row as it came in).
 struct TraceRecord {
   std::string name;
-  int64_t survivors = 0;  // candidates whose logit is not -inf
+  int64_t survivors = 0;            // candidates whose logit is not -inf
   std::vector<TraceCandidate> top;  // best first, ties by lower id
 };
 
@@ -65,6 +65,8 @@ class LogitsProcessor {
   virtual void apply(std::span<float> logits, const SequenceView& seq) const = 0;
 };
 
+// Processors keep no per-sequence state (everything they need is in the
+// SequenceView), so one chain may serve every sequence and thread at once.
 class ProcessorChain {
  public:
   ProcessorChain() = default;
@@ -74,7 +76,8 @@ class ProcessorChain {
   void add(std::unique_ptr<LogitsProcessor> p);
   // Runs every processor in order; when trace is given, appends one StepTrace
   // holding the input row and the row after each processor.
-  void apply(std::span<float> logits, const SequenceView& seq, SamplingTrace* trace = nullptr) const;
+  void apply(std::span<float> logits, const SequenceView& seq,
+             SamplingTrace* trace = nullptr) const;
   // The order that runs, e.g. "repetition_penalty(1.3) -> temperature(0.7)";
   // "(empty)" when no processor is active.
   std::string describe() const;

@@ -34,23 +34,26 @@ std::string fmt_ids(const TokenSeq& ids) {
 // Configured ids are checked against the row at apply time: the processors do
 // not know the vocabulary size when they are built.
 void check_id(int32_t id, size_t vocab, const std::string& what) {
-  check(id >= 0 && static_cast<size_t>(id) < vocab, "sampling: " + what + ": token id " + std::to_string(id) +
-                                                        " outside the vocabulary [0, " + std::to_string(vocab) +
-                                                        ")");
+  check(id >= 0 && static_cast<size_t>(id) < vocab,
+        "sampling: " + what + ": token id " + std::to_string(id) + " outside the vocabulary [0, " +
+            std::to_string(vocab) + ")");
 }
 
 void check_finite_positive(double v, const char* name) {
-  check(std::isfinite(v) && v > 0.0, std::string("sampling: ") + name + "=" + fmt(v) + " must be finite and > 0");
+  check(std::isfinite(v) && v > 0.0,
+        std::string("sampling: ") + name + "=" + fmt(v) + " must be finite and > 0");
 }
 
 void check_min_keep(int64_t min_keep) {
-  check(min_keep >= 1, "sampling: min_tokens_to_keep=" + std::to_string(min_keep) + " must be >= 1");
+  check(min_keep >= 1,
+        "sampling: min_tokens_to_keep=" + std::to_string(min_keep) + " must be >= 1");
 }
 
 // Does the sequence end with `prefix`?
 bool ends_with(std::span<const int32_t> ids, std::span<const int32_t> prefix) {
   if (prefix.size() > ids.size()) return false;
-  return std::equal(prefix.begin(), prefix.end(), ids.end() - static_cast<std::ptrdiff_t>(prefix.size()));
+  return std::equal(prefix.begin(), prefix.end(),
+                    ids.end() - static_cast<std::ptrdiff_t>(prefix.size()));
 }
 
 // Threshold value for "always keep the min_keep best": torch.topk(x, k)[0][-1].
@@ -67,7 +70,8 @@ class SequenceBias final : public LogitsProcessor {
       : bias_(std::move(bias)), name_(std::move(name)) {
     for (const auto& [seq, b] : bias_) {
       check(!seq.empty(), "sampling: " + name_ + ": empty token sequence");
-      for (int32_t id : seq) check(id >= 0, "sampling: " + name_ + ": negative token id " + std::to_string(id));
+      for (int32_t id : seq)
+        check(id >= 0, "sampling: " + name_ + ": negative token id " + std::to_string(id));
       check(!std::isnan(b), "sampling: " + name_ + ": bias for " + fmt_ids(seq) + " is NaN");
     }
   }
@@ -126,12 +130,13 @@ class LlamaPenalties final : public LogitsProcessor {
     check(last_n >= -1, "sampling: penalty_last_n=" + std::to_string(last_n) + " must be >= -1");
     check_finite_positive(repeat, "repetition_penalty");
     check(std::isfinite(freq), "sampling: frequency_penalty=" + fmt(freq) + " must be finite");
-    check(std::isfinite(presence), "sampling: presence_penalty=" + fmt(presence) + " must be finite");
+    check(std::isfinite(presence),
+          "sampling: presence_penalty=" + fmt(presence) + " must be finite");
   }
   std::string name() const override { return "penalties"; }
   std::string describe() const override {
-    return "penalties(last_n=" + std::to_string(last_n_) + ", repeat=" + fmt(repeat_) + ", frequency=" + fmt(freq_) +
-           ", presence=" + fmt(presence_) + ")";
+    return "penalties(last_n=" + std::to_string(last_n_) + ", repeat=" + fmt(repeat_) +
+           ", frequency=" + fmt(freq_) + ", presence=" + fmt(presence_) + ")";
   }
   void apply(std::span<float> logits, const SequenceView& seq) const override {
     const int64_t len = seq.length();
@@ -188,7 +193,8 @@ class NoRepeatNGram final : public LogitsProcessor {
 class EosMask final : public LogitsProcessor {
  public:
   // absolute: HF min_length (total length); otherwise min_new_tokens.
-  EosMask(int64_t minimum, TokenSeq eos, bool absolute) : min_(minimum), eos_(std::move(eos)), absolute_(absolute) {
+  EosMask(int64_t minimum, TokenSeq eos, bool absolute)
+      : min_(minimum), eos_(std::move(eos)), absolute_(absolute) {
     check(minimum >= 0, "sampling: " + name() + "=" + std::to_string(minimum) + " must be >= 0");
   }
   std::string name() const override { return absolute_ ? "min_length" : "min_new_tokens"; }
@@ -213,7 +219,8 @@ class EosMask final : public LogitsProcessor {
 class ForcedEos final : public LogitsProcessor {
  public:
   ForcedEos(int64_t max_new, TokenSeq eos) : max_new_(max_new), eos_(std::move(eos)) {
-    check(max_new >= 1, "sampling: forced_eos_token_id needs max_new_tokens >= 1, got " + std::to_string(max_new));
+    check(max_new >= 1, "sampling: forced_eos_token_id needs max_new_tokens >= 1, got " +
+                            std::to_string(max_new));
     check(!eos_.empty(), "sampling: forced_eos_token_id: no token ids");
   }
   std::string name() const override { return "forced_eos"; }
@@ -266,7 +273,8 @@ class Temperature final : public LogitsProcessor {
 class TopK final : public LogitsProcessor {
  public:
   TopK(int64_t k, int64_t min_keep) : k_(k), min_keep_(min_keep) {
-    check(k >= 1, "sampling: top_k=" + std::to_string(k) + " must be >= 1 (0 disables it in GenerationConfig)");
+    check(k >= 1, "sampling: top_k=" + std::to_string(k) +
+                      " must be >= 1 (0 disables it in GenerationConfig)");
     check_min_keep(min_keep);
   }
   std::string name() const override { return "top_k"; }
@@ -275,7 +283,8 @@ class TopK final : public LogitsProcessor {
   }
   void apply(std::span<float> logits, const SequenceView&) const override {
     if (logits.empty()) return;
-    const int64_t k = std::min<int64_t>(std::max(k_, min_keep_), static_cast<int64_t>(logits.size()));
+    const int64_t k =
+        std::min<int64_t>(std::max(k_, min_keep_), static_cast<int64_t>(logits.size()));
     // Everything strictly below the k-th largest goes: ties with it stay.
     const float kth = kth_largest(logits, k);
     for (float& v : logits) {
@@ -298,19 +307,57 @@ class TopP final : public LogitsProcessor {
     return "top_p(p=" + fmt(p_) + ", min_keep=" + std::to_string(min_keep_) + ")";
   }
   void apply(std::span<float> logits, const SequenceView&) const override {
-    const size_t n = logits.size();
+    // HF: sort ascending (stable), cumsum of the softmax, remove where the
+    // cumsum <= 1 - top_p, keep the last min_keep. Removed ids (-inf) sort
+    // first with probability 0 and add exactly 0 to every cumsum, so only
+    // survivors are considered. A stable sort by value equals a sort by
+    // (value, id), which lets the work be split below.
+    struct Cand {
+      float v;
+      int32_t id;
+    };
+    auto less = [](const Cand& a, const Cand& b) {
+      return a.v < b.v || (a.v == b.v && a.id < b.id);
+    };
+    std::vector<Cand> c;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (logits[i] != kNegInf) c.push_back({logits[i], static_cast<int32_t>(i)});
+    }
+    const size_t n = c.size();
     if (n == 0) return;
-    const std::vector<int32_t> order = argsort_ascending(logits);
-    std::vector<float> sorted(n);
-    for (size_t i = 0; i < n; ++i) sorted[i] = logits[order[i]];
-    std::vector<float> probs = softmax(sorted);
-    std::vector<float> cum(n);
-    cumsum(probs, cum);
+    std::vector<float> vals(n);
+    for (size_t i = 0; i < n; ++i) vals[i] = c[i].v;
+    const std::vector<float> probs_by_pos = softmax(vals);
+    std::vector<float> prob_of(logits.size(), 0.0f);
+    for (size_t i = 0; i < n; ++i) prob_of[c[i].id] = probs_by_pos[i];
     // 1 - top_p is computed in double (Python) and meets the float32 tensor.
     const float threshold = static_cast<float>(1.0 - p_);
-    const size_t keep_from = n - std::min<size_t>(n, static_cast<size_t>(min_keep_));
-    for (size_t i = 0; i < keep_from; ++i) {
-      if (cum[i] <= threshold) logits[order[i]] = kNegInf;
+    const size_t min_keep = std::min<size_t>(n, static_cast<size_t>(min_keep_));
+
+    // Large rows: sort only the best m. If the cumsum over everything below
+    // them (their total, every partial sum being no larger) already rounds to
+    // <= threshold, all of those are removed and the rest of the cumsum only
+    // needs the sorted top. Otherwise try a larger m, finally the whole row.
+    size_t m = n <= 4096 ? n : 1024;
+    for (;;) {
+      if (m < n && m < min_keep) m = n;
+      const size_t rest = n - m;
+      if (rest > 0)
+        std::nth_element(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(rest), c.end(), less);
+      double acc = 0.0;
+      for (size_t i = 0; i < rest; ++i) acc += prob_of[c[i].id];
+      if (rest > 0 && static_cast<float>(acc) > threshold) {
+        m = std::min(n, m * 8);
+        continue;
+      }
+      std::sort(c.begin() + static_cast<std::ptrdiff_t>(rest), c.end(), less);
+      for (size_t i = 0; i < rest; ++i) logits[c[i].id] = kNegInf;
+      const size_t keep_from = n - min_keep;
+      for (size_t i = rest; i < keep_from; ++i) {
+        acc += prob_of[c[i].id];
+        if (static_cast<float>(acc) <= threshold) logits[c[i].id] = kNegInf;
+      }
+      return;
     }
   }
 
@@ -322,7 +369,8 @@ class TopP final : public LogitsProcessor {
 class MinP final : public LogitsProcessor {
  public:
   MinP(double p, int64_t min_keep) : p_(p), min_keep_(min_keep) {
-    check(std::isfinite(p) && p >= 0.0 && p <= 1.0, "sampling: min_p=" + fmt(p) + " outside [0, 1]");
+    check(std::isfinite(p) && p >= 0.0 && p <= 1.0,
+          "sampling: min_p=" + fmt(p) + " outside [0, 1]");
     check_min_keep(min_keep);
   }
   std::string name() const override { return "min_p"; }
@@ -348,7 +396,8 @@ class MinP final : public LogitsProcessor {
 class TypicalP final : public LogitsProcessor {
  public:
   TypicalP(double p, int64_t min_keep) : p_(p), min_keep_(min_keep) {
-    check(std::isfinite(p) && p > 0.0 && p <= 1.0, "sampling: typical_p=" + fmt(p) + " outside (0, 1]");
+    check(std::isfinite(p) && p > 0.0 && p <= 1.0,
+          "sampling: typical_p=" + fmt(p) + " outside (0, 1]");
     check_min_keep(min_keep);
   }
   std::string name() const override { return "typical_p"; }
@@ -393,7 +442,8 @@ class TypicalP final : public LogitsProcessor {
 class EpsilonCutoff final : public LogitsProcessor {
  public:
   EpsilonCutoff(double e, int64_t min_keep) : e_(e), min_keep_(min_keep) {
-    check(std::isfinite(e) && e > 0.0 && e < 1.0, "sampling: epsilon_cutoff=" + fmt(e) + " outside (0, 1)");
+    check(std::isfinite(e) && e > 0.0 && e < 1.0,
+          "sampling: epsilon_cutoff=" + fmt(e) + " outside (0, 1)");
     check_min_keep(min_keep);
   }
   std::string name() const override { return "epsilon_cutoff"; }
@@ -418,7 +468,8 @@ class EpsilonCutoff final : public LogitsProcessor {
 class EtaCutoff final : public LogitsProcessor {
  public:
   EtaCutoff(double e, int64_t min_keep) : e_(e), min_keep_(min_keep) {
-    check(std::isfinite(e) && e > 0.0 && e < 1.0, "sampling: eta_cutoff=" + fmt(e) + " outside (0, 1)");
+    check(std::isfinite(e) && e > 0.0 && e < 1.0,
+          "sampling: eta_cutoff=" + fmt(e) + " outside (0, 1)");
     check_min_keep(min_keep);
   }
   std::string name() const override { return "eta_cutoff"; }
@@ -460,19 +511,23 @@ std::unique_ptr<LogitsProcessor> make_repetition_penalty(double penalty) {
   return std::make_unique<RepetitionPenalty>(penalty);
 }
 
-std::unique_ptr<LogitsProcessor> make_llama_penalties(int64_t last_n, double repeat, double frequency,
-                                                      double presence) {
+std::unique_ptr<LogitsProcessor> make_llama_penalties(int64_t last_n, double repeat,
+                                                      double frequency, double presence) {
   return std::make_unique<LlamaPenalties>(last_n, repeat, frequency, presence);
 }
 
-std::unique_ptr<LogitsProcessor> make_no_repeat_ngram(int64_t n) { return std::make_unique<NoRepeatNGram>(n); }
+std::unique_ptr<LogitsProcessor> make_no_repeat_ngram(int64_t n) {
+  return std::make_unique<NoRepeatNGram>(n);
+}
 
-std::unique_ptr<LogitsProcessor> make_bad_words(std::vector<TokenSeq> bad_words, const TokenSeq& eos_ids) {
+std::unique_ptr<LogitsProcessor> make_bad_words(std::vector<TokenSeq> bad_words,
+                                                const TokenSeq& eos_ids) {
   std::vector<std::pair<TokenSeq, double>> bias;
   for (auto& seq : bad_words) {
     check(!seq.empty(), "sampling: bad_words_ids: empty token sequence");
     // HF drops a bad word that is exactly one EOS id: EOS is never banned this way.
-    if (seq.size() == 1 && std::find(eos_ids.begin(), eos_ids.end(), seq[0]) != eos_ids.end()) continue;
+    if (seq.size() == 1 && std::find(eos_ids.begin(), eos_ids.end(), seq[0]) != eos_ids.end())
+      continue;
     bias.emplace_back(std::move(seq), -std::numeric_limits<double>::infinity());
   }
   return std::make_unique<SequenceBias>(std::move(bias), "bad_words");
@@ -494,12 +549,18 @@ std::unique_ptr<LogitsProcessor> make_suppress_tokens(TokenSeq ids) {
   return std::make_unique<SuppressTokens>(std::move(ids));
 }
 
-std::unique_ptr<LogitsProcessor> make_temperature(double t) { return std::make_unique<Temperature>(t); }
+std::unique_ptr<LogitsProcessor> make_temperature(double t) {
+  return std::make_unique<Temperature>(t);
+}
 std::unique_ptr<LogitsProcessor> make_top_k(int64_t k, int64_t min_keep) {
   return std::make_unique<TopK>(k, min_keep);
 }
-std::unique_ptr<LogitsProcessor> make_top_p(double p, int64_t min_keep) { return std::make_unique<TopP>(p, min_keep); }
-std::unique_ptr<LogitsProcessor> make_min_p(double p, int64_t min_keep) { return std::make_unique<MinP>(p, min_keep); }
+std::unique_ptr<LogitsProcessor> make_top_p(double p, int64_t min_keep) {
+  return std::make_unique<TopP>(p, min_keep);
+}
+std::unique_ptr<LogitsProcessor> make_min_p(double p, int64_t min_keep) {
+  return std::make_unique<MinP>(p, min_keep);
+}
 std::unique_ptr<LogitsProcessor> make_typical_p(double p, int64_t min_keep) {
   return std::make_unique<TypicalP>(p, min_keep);
 }

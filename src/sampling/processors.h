@@ -26,8 +26,8 @@ std::unique_ptr<LogitsProcessor> make_repetition_penalty(double penalty);
 // llama.cpp penalties over the last `last_n` ids (-1: the whole sequence, 0:
 // none): repeat penalty as above but on logit <= 0, then
 // logit -= count * frequency + (count > 0) * presence.
-std::unique_ptr<LogitsProcessor> make_llama_penalties(int64_t last_n, double repeat, double frequency,
-                                                      double presence);
+std::unique_ptr<LogitsProcessor> make_llama_penalties(int64_t last_n, double repeat,
+                                                      double frequency, double presence);
 
 // HF NoRepeatNGramLogitsProcessor: bans every token that would complete an
 // n-gram already present in the sequence (prompt included).
@@ -35,7 +35,8 @@ std::unique_ptr<LogitsProcessor> make_no_repeat_ngram(int64_t n);
 
 // HF NoBadWordsLogitsProcessor: a sequence equal to a single EOS id is dropped
 // (as HF does); the rest ban their last token when their prefix matches.
-std::unique_ptr<LogitsProcessor> make_bad_words(std::vector<TokenSeq> bad_words, const TokenSeq& eos_ids);
+std::unique_ptr<LogitsProcessor> make_bad_words(std::vector<TokenSeq> bad_words,
+                                                const TokenSeq& eos_ids);
 
 // HF MinLengthLogitsProcessor: EOS ids -> -inf while total length < min_length.
 std::unique_ptr<LogitsProcessor> make_min_length(int64_t min_length, TokenSeq eos_ids);

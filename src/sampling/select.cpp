@@ -64,7 +64,8 @@ int32_t sample_from_probs(std::span<const float> probs, double u) {
   return last_positive;
 }
 
-int32_t sample(std::span<const float> logits, uint64_t seed, uint64_t sequence_index, uint64_t step) {
+int32_t sample(std::span<const float> logits, uint64_t seed, uint64_t sequence_index,
+               uint64_t step) {
   const std::vector<float> probs = softmax(logits);
   return sample_from_probs(probs, uniform(seed, sequence_index, step));
 }
