@@ -238,9 +238,19 @@ std::string GgufValue::to_string(size_t max_items) const {
 
 GgufFile::GgufFile(const std::string& path) : path_(path) {
   file_ = std::make_shared<MappedFile>(path);
-  const uint8_t* base = file_->data();
-  const size_t size = file_->size();
-  Cursor in(base, size, path_);
+  base_ = file_->data();
+  size_ = file_->size();
+  parse();
+}
+
+GgufFile::GgufFile(const std::string& name, std::span<const uint8_t> bytes)
+    : path_(name), base_(bytes.data()), size_(bytes.size()) {
+  parse();
+}
+
+void GgufFile::parse() {
+  const size_t size = size_;
+  Cursor in(base_, size, path_);
 
   if (size < 4) in.fail("not a GGUF file (shorter than the 4-byte magic)");
   const uint32_t magic = in.read<uint32_t>("magic");
@@ -486,7 +496,7 @@ TensorView GgufFile::view(const GgufTensorInfo& info) const {
   t.name = info.name;
   t.type = static_cast<DType>(info.ggml_type);
   t.shape = info.shape;
-  t.data = file_->data() + data_offset_ + info.offset;
+  t.data = base_ + data_offset_ + info.offset;
   t.nbytes = info.nbytes;
   return t;
 }
@@ -628,14 +638,16 @@ std::vector<std::pair<std::string, std::string>> printable_metadata(const GgufFi
 }
 }  // namespace
 
-ModelFile read_gguf(const std::string& path) {
-  GgufFile g(path);
+ModelFile read_gguf(const std::string& path) { return gguf_model(GgufFile(path)); }
+
+ModelFile gguf_model(const GgufFile& g) {
+  const std::string& path = g.path();
   ModelFile m;
   m.config = gguf_config(g);
   for (const GgufTensorInfo& info : g.tensor_infos()) m.tensors.emplace(info.name, g.view(info));
   m.vocab = gguf_vocab(g);
   m.metadata = printable_metadata(g);
-  m.mappings.push_back(g.mapping());
+  if (g.mapping()) m.mappings.push_back(g.mapping());
   if (const TensorView* e = m.find("token_embd.weight"); e && !m.vocab.empty() && e->shape.size() >= 2 &&
                                                          e->shape[1] != m.vocab.size()) {
     throw Error(path + ": inconsistent shapes: token_embd.weight has " + std::to_string(e->shape[1]) +
