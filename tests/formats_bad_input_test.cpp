@@ -102,6 +102,42 @@ TEST(BadGguf, EveryTruncationFails) {
   EXPECT_THROW(load_model_file(dir.write("cut.gguf", cut)), Error);
 }
 
+TEST(BadGguf, RandomMutationsNeverCrash) {
+  // Deterministic corruption of 1-4 bytes at a time (header, metadata and
+  // tensor-info region, where they matter): each file must load or throw Error.
+  const GgufBuilder builder = tiny_llama();
+  const std::vector<uint8_t> full = builder.build();
+  size_t data_bytes = 0;  // tensor data fills the end of the file
+  for (const auto& t : builder.tensors) data_bytes += t.data.size();
+  const size_t meta_end = full.size() - data_bytes;
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto next = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  int loaded = 0, rejected = 0;
+  constexpr int kIters = 3000;
+  for (int iter = 0; iter < kIters; ++iter) {
+    std::vector<uint8_t> b = full;
+    const int edits = 1 + static_cast<int>(next() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const size_t at = next() % meta_end;
+      const uint64_t r = next();
+      b[at] = (r & 1) ? static_cast<uint8_t>(r >> 8) : static_cast<uint8_t>(b[at] ^ (1u << ((r >> 8) % 8)));
+    }
+    try {
+      gguf_model(GgufFile("mut.gguf", b));
+      ++loaded;
+    } catch (const Error&) {
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 0);
+  EXPECT_EQ(loaded + rejected, kIters);
+}
+
 TEST(BadGguf, WrongMagic) {
   GgufBuilder g = tiny_llama();
   g.magic = 0x46554748;
