@@ -91,7 +91,11 @@ ModelFile load_model_file(const std::string& path, const LoadOptions& options) {
     throw Error(path + ": Hugging Face checkpoint directories are not supported yet");
   }
   if (!std::filesystem::exists(path, ec)) throw Error(path + ": no such file");
-  if (has_gguf_magic(path)) return options.vocab_only ? read_gguf_vocab_only(path) : read_gguf(path);
+  // A .gguf name without the magic still goes to the GGUF reader, whose
+  // "bad magic" says more than a llama2.c header complaint would.
+  if (has_gguf_magic(path) || std::filesystem::path(path).extension() == ".gguf") {
+    return options.vocab_only ? read_gguf_vocab_only(path) : read_gguf(path);
+  }
   // llama2.c: the tokenizer is optional so that id-level commands work without it.
   std::string tokenizer = options.tokenizer_path;
   if (tokenizer.empty()) {
