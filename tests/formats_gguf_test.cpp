@@ -99,7 +99,10 @@ TEST(Gguf, TypedLookups) {
   EXPECT_THROW(g.get_int("general.architecture"), Error);  // string, not integer
   EXPECT_THROW(g.get_bool("llama.block_count"), Error);
   EXPECT_THROW(g.get_string_array("tokenizer.ggml.scores"), Error);
-  EXPECT_EQ(g.get_array("tokenizer.ggml.tokens").items.size(), 512u);
+  EXPECT_EQ(g.get_array("tokenizer.ggml.tokens").size(), 512u);
+  EXPECT_EQ(g.get_array("tokenizer.ggml.scores").floats.size(), 512u);
+  EXPECT_EQ(g.get_int_array("tokenizer.ggml.token_type")[3], 6);  // <0x00> is a byte token (GGUF type 6)
+  EXPECT_THROW(g.get_int_array("tokenizer.ggml.scores"), Error);
   EXPECT_EQ(g.get_float_array("tokenizer.ggml.scores").size(), 512u);
   EXPECT_EQ(g.tensor_infos().size(), 48u);
   try {

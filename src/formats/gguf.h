@@ -47,9 +47,16 @@ struct GgufValue {
   uint64_t u = 0;
   double f = 0.0;     // F32, F64
   std::string s;      // String
-  GgufType elem_type = GgufType::U8;  // Array
-  std::vector<GgufValue> items;       // Array
+  // Array: elements of string or array type are in items; integer and bool
+  // elements in ints (u64 above INT64_MAX keep their bit pattern; get_int_array
+  // rejects them); f32/f64 elements in floats. Compact, so a long numeric array
+  // costs 8 bytes per element, not a GgufValue.
+  GgufType elem_type = GgufType::U8;
+  std::vector<GgufValue> items;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
 
+  size_t size() const { return items.size() + ints.size() + floats.size(); }  // array length
   bool is_integer() const;  // any integer type (not bool)
   bool is_float() const { return type == GgufType::F32 || type == GgufType::F64; }
   // Printable form for `nucleus info`; long arrays are abbreviated.
