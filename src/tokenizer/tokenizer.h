@@ -33,6 +33,10 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
 };
 
+// `bytes` with every invalid or truncated UTF-8 sequence replaced by U+FFFD
+// (one per maximal invalid subpart, as the Unicode standard recommends).
+std::string valid_utf8(std::string_view bytes);
+
 // Builds the tokenizer a model file's vocabulary describes; throws Error for
 // an unsupported tokenizer model.
 std::unique_ptr<Tokenizer> make_tokenizer(const Vocab& vocab);
@@ -45,7 +49,9 @@ class StreamingDetokenizer {
   explicit StreamingDetokenizer(const Tokenizer& tok, int32_t prev = -1) : tok_(tok), prev_(prev) {}
   // Returns the text that became complete with this token (possibly empty).
   std::string push(int32_t id);
-  // Returns whatever is still held back (invalid bytes replaced by U+FFFD).
+  // Returns whatever is still held back (invalid bytes replaced by U+FFFD)
+  // and empties the buffer. The concatenated outputs of push() and flush()
+  // equal valid_utf8(decode(ids)) when prev is -1.
   std::string flush();
 
  private:
