@@ -183,5 +183,120 @@ TEST(HfTokenizer, TokenBytesChecksRange) {
   EXPECT_THROW(llama3().token_bytes(-1, -1), Error);
 }
 
+// ---------------------------------------------------------------- small files
+
+// A SentencePiece-style toy: Metaspace with prepend_scheme "first", byte
+// fallback, fused unknowns, an added token with lstrip/rstrip, a BOS template.
+const char* kToyJson = R"({
+  "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": true, "fuse_unk": true,
+            "vocab": {"<unk>": 0, "<s>": 1, "▁": 2, "a": 3, "b": 4, "▁a": 5, "▁b": 6, "<0x21>": 7, "<x>": 8},
+            "merges": ["▁ a", ["▁", "b"]]},
+  "added_tokens": [
+    {"id": 1, "content": "<s>", "special": true, "normalized": false, "lstrip": false, "rstrip": false, "single_word": false},
+    {"id": 8, "content": "<x>", "special": false, "normalized": false, "lstrip": true, "rstrip": true, "single_word": false}],
+  "normalizer": null,
+  "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true},
+  "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"},
+              {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true}]},
+  "post_processor": {"type": "TemplateProcessing",
+    "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+    "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}
+})";
+
+TEST(HfTokenizerToy, MetaspaceAddedTokensByHand) {
+  const auto tok = parse_hf_tokenizer(kToyJson, "");
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_TRUE(tok->add_bos_default());
+  // "a b" -> "▁a▁b" (prefix at the start) -> pieces "▁a", "▁b" -> merges.
+  EXPECT_EQ(tok->encode("a b", true), (std::vector<int32_t>{1, 5, 6}));
+  EXPECT_EQ(tok->decode({1, 5, 6}), "a b");
+  // "<x>" takes the spaces around it (lstrip/rstrip); "b!" does not start
+  // the input, so gets no "▁"; '!' falls back to byte token <0x21>.
+  EXPECT_EQ(tok->encode("a <x> b!", false), (std::vector<int32_t>{5, 8, 4, 7}));
+  EXPECT_EQ(tok->decode({5, 8, 4, 7}), "a<x>b!");
+  // '?' has no byte token: unknown, and the two unknowns fuse into one.
+  EXPECT_EQ(tok->encode("a??", false), (std::vector<int32_t>{5, 0}));
+  EXPECT_EQ(tok->token_bytes(1, -1), "");  // special tokens decode to nothing
+}
+
+std::string toy_with(const std::string& from, const std::string& to) {
+  std::string s = kToyJson;
+  const size_t pos = s.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  s.replace(pos, from.size(), to);
+  return s;
+}
+
+void expect_refusal(const std::string& json, const std::string& message) {
+  try {
+    parse_hf_tokenizer(json, "");
+    ADD_FAILURE() << "expected Error: " << message;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+  }
+}
+
+TEST(HfTokenizerToy, RefusesWhatItDoesNotImplement) {
+  expect_refusal(toy_with(R"("type": "BPE")", R"("type": "Unigram")"),
+                 "tokenizer.json: model.type 'Unigram' is not supported");
+  expect_refusal(toy_with(R"("normalizer": null)", R"("normalizer": {"type": "Lowercase"})"),
+                 "tokenizer.json: normalizer.type 'Lowercase' is not supported");
+  expect_refusal(toy_with(R"("normalizer": null)",
+                          R"("normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "NFKC"}]})"),
+                 "tokenizer.json: normalizer.normalizers[1].type 'NFKC' is not supported");
+  expect_refusal(toy_with(R"("type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true},)",
+                          R"("type": "Whitespace"},)"),
+                 "tokenizer.json: pre_tokenizer.type 'Whitespace' is not supported");
+  expect_refusal(toy_with(R"({"type": "ByteFallback"})", R"({"type": "WordPiece"})"),
+                 "tokenizer.json: decoder.decoders[0].type 'WordPiece' is not supported");
+  expect_refusal(toy_with(R"("type": "TemplateProcessing")", R"("type": "BertProcessing")"),
+                 "tokenizer.json: post_processor.type 'BertProcessing' is not supported");
+  expect_refusal(toy_with(R"("fuse_unk": true)", R"("fuse_unk": true, "continuing_subword_prefix": "##")"),
+                 "tokenizer.json: model.continuing_subword_prefix '##' is not supported");
+  expect_refusal(toy_with(R"("fuse_unk": true)", R"("fuse_unk": true, "dropout": 0.1)"),
+                 "tokenizer.json: model.dropout must be null");
+  expect_refusal(toy_with(R"("b": 4)", R"("b": -4)"), "tokenizer.json: model.vocab['b'] must be an id");
+  expect_refusal(toy_with(R"("▁ a")", R"("▁ q")"), "merge 0 ('▁' 'q') uses a token missing from the vocabulary");
+  expect_refusal(toy_with(R"("unk_token": "<unk>")", R"("unk_token": "<nope>")"),
+                 "tokenizer.json: model.unk_token '<nope>' is not in model.vocab");
+  expect_refusal(toy_with(R"("prepend_scheme": "first", "split": true},)", R"("prepend_scheme": "sometimes"},)"),
+                 "tokenizer.json: pre_tokenizer.prepend_scheme 'sometimes' is not supported");
+  expect_refusal(toy_with(R"("type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true},)",
+                          R"("type": "Split", "pattern": {"Regex": "("}, "behavior": "Isolated"},)"),
+                 "tokenizer.json: pre_tokenizer.pattern: cannot compile regex '('");
+  expect_refusal(toy_with(R"({"type": "ByteFallback"})", R"({"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 0, "stop": 1})"),
+                 "tokenizer.json: decoder.decoders[1].stop > 0 after a Fuse decoder is not supported");
+  expect_refusal("{\"model\": ", "tokenizer.json: (file) is not valid JSON");
+  expect_refusal("[]", "tokenizer.json: (top level) must be an object");
+  EXPECT_THROW(load_hf_tokenizer(kData + "no-such-dir"), Error);
+  EXPECT_THROW(load_hf_tokenizer(kData + "no-such-file.json"), Error);
+  try {
+    parse_hf_tokenizer(kToyJson, R"({"bos_token": "<nope>"})");
+    ADD_FAILURE() << "expected Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bos_token '<nope>' is not in the vocabulary"), std::string::npos) << e.what();
+  }
+}
+
+TEST(HfTokenizerToy, SplitStringPatternReplaceAndStrip) {
+  // Split on the literal "-" (MergedWithPrevious), a regex Replace
+  // normalizer turning runs of spaces into one "▁", and a Strip decoder
+  // removing one trailing "-"; checked by hand on a tiny vocabulary.
+  const auto tok = parse_hf_tokenizer(R"({
+    "model": {"type": "BPE", "vocab": {"a": 0, "-": 1, "▁": 2, "a-": 3, "▁a": 4}, "merges": ["a -", "▁ a"]},
+    "normalizer": {"type": "Replace", "pattern": {"Regex": " +"}, "content": "▁"},
+    "pre_tokenizer": {"type": "Split", "pattern": {"String": "-"}, "behavior": "MergedWithPrevious", "invert": false},
+    "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+                {"type": "Strip", "content": "-", "start": 0, "stop": 1}]}
+  })", "");
+  // "a-   a-a" -> "a-▁a-a" -> pieces "a-", "▁a-", "a". In "▁a-" the pair
+  // (a,-) has rank 0 and (▁,a) rank 1, so a+- merges first: ▁ | a-.
+  EXPECT_EQ(tok->encode("a-   a-a", false), (std::vector<int32_t>{3, 2, 3, 0}));
+  // Strip before any Fuse acts on every token: each "a-" loses its "-".
+  EXPECT_EQ(tok->decode({3, 2, 3, 0}), "a aa");
+  EXPECT_EQ(tok->bos_id(), -1);
+  EXPECT_FALSE(tok->add_bos_default());
+}
+
 }  // namespace
 }  // namespace nucleus
