@@ -229,6 +229,9 @@ TEST(Gpt2, GgufVocabMatchesLlamaCpp) {
   EXPECT_EQ(v.pre, "gpt-2");
   const auto tok = make_bpe_tokenizer_from_vocab(v);
   EXPECT_EQ(run_vectors(*tok, "ggml-vocab-gpt-2.gguf", "GGUF gpt-2"), 46);
+  EXPECT_EQ(tok->vocab_size(), 50257);
+  EXPECT_EQ(tok->eos_id(), v.eos_id);
+  EXPECT_FALSE(tok->add_bos_default());  // the file has no add_bos_token; BPE defaults to none
 }
 
 // The GGUF path for vocabularies whose GGUFs are too large to keep: build
@@ -265,6 +268,19 @@ TEST(GgufPath, Llama3PreMatchesLlamaCpp) {
 TEST(GgufPath, Qwen2PreMatchesLlamaCpp) {
   const auto tok = make_bpe_tokenizer_from_vocab(vocab_from_tokenizer_json(kData + "qwen3/tokenizer.json", "qwen2"));
   EXPECT_EQ(run_vectors(*tok, "ggml-vocab-qwen2.gguf", "vocab(pre=qwen2)"), 46);
+}
+
+TEST(GgufPath, RepeatedStringsKeepTheirIds) {
+  // Tokens 3 and 4 are both "ab": encoding gives the first, decoding either works.
+  Vocab v;
+  v.model = "gpt2";
+  v.tokens = {"a", "b", "<|end|>", "ab", "ab"};
+  v.types = {TokenType::Normal, TokenType::Normal, TokenType::Control, TokenType::Normal, TokenType::Normal};
+  v.merges = {"a b"};
+  v.eos_id = 2;
+  const auto tok = make_bpe_tokenizer_from_vocab(v);
+  EXPECT_EQ(tok->encode("ab<|end|>", false), (std::vector<int32_t>{3, 2}));
+  EXPECT_EQ(tok->decode({4, 3, 2}), "abab");
 }
 
 TEST(GgufPath, RefusesUnknownPreAndModel) {

@@ -102,6 +102,14 @@ TEST(HfTokenizer, Llama2JsonMatchesLlamaCppSpmVectors) {
   EXPECT_EQ(run_vectors(llama2(), "ggml-vocab-llama-spm.gguf", 46), 46);
 }
 
+TEST(HfTokenizer, Stories260KJsonMatchesLlama2cRunC) {
+  // tok512.out: the same 46 strings encoded by llama2.c run.c's encode()
+  // with the stories260K 512-token vocabulary (no BOS).
+  const auto tok = load_hf_tokenizer(kData + "stories260K-hf");
+  EXPECT_EQ(run_vectors(*tok, "tok512", 46), 46);
+  EXPECT_EQ(tok->vocab_size(), 512);
+}
+
 TEST(HfTokenizer, SpecialIds) {
   // From each tokenizer_config.json / post_processor (see the files).
   EXPECT_EQ(llama3().bos_id(), 128000);  // <|begin_of_text|>

@@ -287,8 +287,8 @@ class BpeTokenizer final : public Tokenizer {
 // ---------------------------------------------------------------------------
 // Shared assembly of the token table.
 
-void finish_pipeline(Pipeline& p, const TokenMap& vocab) {
-  int64_t size = 0;
+void finish_pipeline(Pipeline& p, const TokenMap& vocab, int64_t min_size = 0) {
+  int64_t size = min_size;
   for (const auto& [tok, id] : vocab) size = std::max<int64_t>(size, int64_t{id} + 1);
   for (const auto& a : p.added) size = std::max<int64_t>(size, int64_t{a.id} + 1);
   p.id_to_token.assign(static_cast<size_t>(size), std::string());
@@ -830,7 +830,13 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer_from_vocab(const Vocab& v) {
   BpeOptions opt;
   opt.ignore_merges = llama3;
   p.model = BpeModel(vocab, merges, opt, name + ": tokenizer.ggml.merges");
-  finish_pipeline(p, vocab);
+  finish_pipeline(p, vocab, v.size());
+  // A GGUF vocabulary may repeat a string (padding entries); every id keeps
+  // its own text even though encoding can only produce the first.
+  for (size_t i = 0; i < v.tokens.size(); ++i) {
+    if (p.kinds[i] == TokenKind::Silent && p.id_to_token[i].empty()) p.kinds[i] = TokenKind::Normal;
+    p.id_to_token[i] = v.tokens[i];
+  }
   for (size_t i = 0; i < v.types.size(); ++i)
     if (v.types[i] == TokenType::Unused || v.types[i] == TokenType::Unknown) p.kinds[i] = TokenKind::Silent;
   auto check_id = [&](int32_t id, const char* field) {
