@@ -274,6 +274,10 @@ TEST(HfTokenizerToy, RefusesWhatItDoesNotImplement) {
                  "tokenizer.json: pre_tokenizer.pattern: cannot compile regex '('");
   expect_refusal(toy_with(R"({"type": "ByteFallback"})", R"({"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 0, "stop": 1})"),
                  "tokenizer.json: decoder.decoders[1].stop > 0 after a Fuse decoder is not supported");
+  expect_refusal(toy_with(R"("<x>": 8)", R"("<x>": 9000000)"), "tokenizer.json: token ids reach 9000000 with only 11 tokens");
+  std::string deep = R"({"type": "NFC"})";
+  for (int i = 0; i < 20; ++i) deep = R"({"type": "Sequence", "normalizers": [)" + deep + "]}";
+  expect_refusal(toy_with(R"("normalizer": null)", "\"normalizer\": " + deep), "nests Sequences more than 8 deep");
   expect_refusal("{\"model\": ", "tokenizer.json: (file) is not valid JSON");
   expect_refusal("[]", "tokenizer.json: (top level) must be an object");
   EXPECT_THROW(load_hf_tokenizer(kData + "no-such-dir"), Error);

@@ -291,6 +291,17 @@ void finish_pipeline(Pipeline& p, const TokenMap& vocab, int64_t min_size = 0) {
   int64_t size = min_size;
   for (const auto& [tok, id] : vocab) size = std::max<int64_t>(size, int64_t{id} + 1);
   for (const auto& a : p.added) size = std::max<int64_t>(size, int64_t{a.id} + 1);
+  // Real vocabularies are dense; a few huge ids must not allocate gigabytes.
+  const auto entries = static_cast<int64_t>(vocab.size() + p.added.size());
+  if (size > std::max<int64_t>(min_size, 2 * entries + 1024)) {
+    std::string msg = p.name;
+    msg += ": token ids reach ";
+    msg += std::to_string(size - 1);
+    msg += " with only ";
+    msg += std::to_string(entries);
+    msg += " tokens (ids too sparse)";
+    throw Error(msg);
+  }
   p.id_to_token.assign(static_cast<size_t>(size), std::string());
   p.kinds.assign(static_cast<size_t>(size), TokenKind::Silent);  // holes decode to nothing
   for (const auto& [tok, id] : vocab) {
@@ -353,6 +364,10 @@ class JsonReader {
     return it->get<size_t>();
   }
   const std::string& name() const { return name_; }
+  // Sequences may nest; a hostile file must not exhaust the stack.
+  void check_depth(const std::string& path) const {
+    if (std::count(path.begin(), path.end(), '[') > 8) fail(path, "nests Sequences more than 8 deep");
+  }
 
   // {"String": s} or {"Regex": r}
   std::shared_ptr<Regex> pattern(const json& j, const std::string& path) const {
@@ -370,6 +385,7 @@ class JsonReader {
 
 void parse_normalizer(const JsonReader& r, const json& j, const std::string& path, Normalizer& out) {
   if (j.is_null()) return;
+  r.check_depth(path);
   r.obj(j, path);
   const std::string type = r.str(j, "type", path);
   if (type == "Sequence") {
@@ -411,6 +427,7 @@ std::string single_char(const JsonReader& r, const json& j, const char* key, con
 
 void parse_pre_tokenizer(const JsonReader& r, const json& j, const std::string& path, PreTokenizer& out) {
   if (j.is_null()) return;
+  r.check_depth(path);
   r.obj(j, path);
   const std::string type = r.str(j, "type", path);
   PreTokenizerStep step;
@@ -451,6 +468,7 @@ void parse_pre_tokenizer(const JsonReader& r, const json& j, const std::string& 
 
 void parse_decoder(const JsonReader& r, const json& j, const std::string& path, Decoder& out) {
   if (j.is_null()) return;
+  r.check_depth(path);
   r.obj(j, path);
   const std::string type = r.str(j, "type", path);
   DecodeStep step;
@@ -494,6 +512,7 @@ void parse_decoder(const JsonReader& r, const json& j, const std::string& path, 
 void parse_post_processor(const JsonReader& r, const json& j, const std::string& path,
                           std::optional<std::string>& template_bos) {
   if (j.is_null()) return;
+  r.check_depth(path);
   r.obj(j, path);
   const std::string type = r.str(j, "type", path);
   if (type == "Sequence") {
