@@ -674,8 +674,8 @@ std::unique_ptr<Tokenizer> parse_hf(const std::string& tokenizer_json, const std
   if (auto it = j.find("post_processor"); it != j.end())
     parse_post_processor(r, *it, "post_processor", template_bos);
 
-  p.model = BpeModel(vocab, merges, opt, name + ": model.merges");
-  finish_pipeline(p, vocab);
+  p.model = BpeModel(std::move(vocab), merges, opt, name + ": model.merges");
+  finish_pipeline(p, p.model.vocab());
 
   // --- special ids: tokenizer_config.json first, then the template.
   std::optional<std::string> bos = template_bos, eos;
@@ -700,17 +700,17 @@ std::unique_ptr<Tokenizer> parse_hf(const std::string& tokenizer_json, const std
   if (!eos_from_config) {
     // Without a config, take the conventional end-of-text token if present.
     for (const char* cand : {"</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>"})
-      if (lookup_token(p, vocab, cand) >= 0) {
+      if (lookup_token(p, p.model.vocab(), cand) >= 0) {
         eos = cand;
         break;
       }
   }
   if (bos) {
-    p.bos = lookup_token(p, vocab, *bos);
+    p.bos = lookup_token(p, p.model.vocab(), *bos);
     if (p.bos < 0) r.fail("bos_token", "'" + *bos + "' is not in the vocabulary");
   }
   if (eos) {
-    p.eos = lookup_token(p, vocab, *eos);
+    p.eos = lookup_token(p, p.model.vocab(), *eos);
     if (p.eos < 0) r.fail("eos_token", "'" + *eos + "' is not in the vocabulary");
   }
   if (p.bos < 0) p.add_bos = false;
@@ -782,8 +782,8 @@ std::unique_ptr<Tokenizer> parse_gpt2_tokenizer(const std::string& encoder_json,
     p.added.push_back({"<|endoftext|>", it->second, true, false, false, false, false});
     p.bos = p.eos = it->second;
   }
-  p.model = BpeModel(vocab, merges, BpeOptions{}, "vocab.bpe");
-  finish_pipeline(p, vocab);
+  p.model = BpeModel(std::move(vocab), merges, BpeOptions{}, "vocab.bpe");
+  finish_pipeline(p, p.model.vocab());
   return std::make_unique<BpeTokenizer>(std::move(p));
 }
 
@@ -848,8 +848,8 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer_from_vocab(const Vocab& v) {
   }
   BpeOptions opt;
   opt.ignore_merges = llama3;
-  p.model = BpeModel(vocab, merges, opt, name + ": tokenizer.ggml.merges");
-  finish_pipeline(p, vocab, v.size());
+  p.model = BpeModel(std::move(vocab), merges, opt, name + ": tokenizer.ggml.merges");
+  finish_pipeline(p, p.model.vocab(), v.size());
   // A GGUF vocabulary may repeat a string (padding entries); every id keeps
   // its own text even though encoding can only produce the first.
   for (size_t i = 0; i < v.tokens.size(); ++i) {
