@@ -225,6 +225,9 @@ TEST(HfTokenizerToy, MetaspaceAddedTokensByHand) {
   // '?' has no byte token: unknown, and the two unknowns fuse into one.
   EXPECT_EQ(tok->encode("a??", false), (std::vector<int32_t>{5, 0}));
   EXPECT_EQ(tok->token_bytes(1, -1), "");  // special tokens decode to nothing
+  // The Metaspace decoder drops every "▁" of the first token (as HF does)
+  // and turns later ones into spaces: "▁" then "▁a" -> "" + " a".
+  EXPECT_EQ(tok->decode({2, 5}), " a");
 }
 
 std::string toy_with(const std::string& from, const std::string& to) {

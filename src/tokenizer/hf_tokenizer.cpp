@@ -66,7 +66,8 @@ class Decoder {
           std::string out;
           for (size_t pos = 0; pos < tok.size();) {
             if (tok.compare(pos, s.content.size(), s.content) == 0) {
-              if (!(first && pos == 0 && s.strip_first_space)) out += ' ';
+              // Hugging Face drops every marker of the first token, not just a leading one.
+              if (!(first && s.strip_first_space)) out += ' ';
               pos += s.content.size();
             } else {
               out += tok[pos++];
