@@ -293,6 +293,28 @@ TEST(HfTokenizerToy, RefusesWhatItDoesNotImplement) {
   }
 }
 
+TEST(HfTokenizerToy, DigitsWhitespaceSplitAndStripNormalizer) {
+  // Character-level vocabulary without merges, so the ids show the pieces:
+  // each piece is spelled out, and a piece that is itself a token stays whole
+  // only with ignore_merges (on here).
+  const std::string json = R"({
+    "model": {"type": "BPE", "ignore_merges": true,
+              "vocab": {"a": 0, "1": 1, "2": 2, "12": 3, "a1": 4, "b": 5}, "merges": []},
+    "normalizer": {"type": "Strip", "strip_left": true, "strip_right": true},
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"},
+                      {"type": "Digits", "individual_digits": DIGITS}]}
+  })";
+  auto with = [&](const char* digits) {
+    std::string s = json;
+    s.replace(s.find("DIGITS"), 6, digits);
+    return parse_hf_tokenizer(s, "");
+  };
+  // " \t a12 b\n" -> strip -> "a12 b" -> whitespace split "a12", "b" ->
+  // digits: "a", "1", "2" (individual) or "a", "12" (contiguous).
+  EXPECT_EQ(with("true")->encode(" \t a12 b\n", false), (std::vector<int32_t>{0, 1, 2, 5}));
+  EXPECT_EQ(with("false")->encode(" \t a12 b\n", false), (std::vector<int32_t>{0, 3, 5}));
+}
+
 TEST(HfTokenizerToy, SplitStringPatternReplaceAndStrip) {
   // Split on the literal "-" (MergedWithPrevious), a regex Replace
   // normalizer turning runs of spaces into one "▁", and a Strip decoder

@@ -402,6 +402,12 @@ void parse_normalizer(const JsonReader& r, const json& j, const std::string& pat
     out.add({NormalizerStep::Kind::Replace, r.str(j, "content", path), r.pattern(*it, path + ".pattern")});
   } else if (type == "NFC") {
     out.add({NormalizerStep::Kind::Nfc, {}, nullptr});
+  } else if (type == "Strip") {
+    // Whitespace (the Unicode White_Space set, which PCRE2's UCP \s matches) at either end.
+    if (r.boolean(j, "strip_left", true, path))
+      out.add({NormalizerStep::Kind::Replace, {}, std::make_shared<Regex>(R"(\A\s+)", false, r.name() + ": " + path)});
+    if (r.boolean(j, "strip_right", true, path))
+      out.add({NormalizerStep::Kind::Replace, {}, std::make_shared<Regex>(R"(\s+\z)", false, r.name() + ": " + path)});
   } else {
     r.unsupported(path + ".type", type);
   }
@@ -451,6 +457,16 @@ void parse_pre_tokenizer(const JsonReader& r, const json& j, const std::string& 
     else if (b == "Contiguous") step.behavior = SplitBehavior::Contiguous;
     else r.unsupported(path + ".behavior", b);
     step.invert = r.boolean(j, "invert", false, path);
+  } else if (type == "Digits") {
+    // Numeric characters (categories Nd, Nl, No = \p{N}) apart from the rest,
+    // each alone or in runs.
+    step.kind = PreTokenizerStep::Kind::Split;
+    step.pattern = std::make_shared<Regex>(R"(\p{N})", false, r.name() + ": " + path);
+    step.behavior = r.boolean(j, "individual_digits", false, path) ? SplitBehavior::Isolated : SplitBehavior::Contiguous;
+  } else if (type == "WhitespaceSplit") {
+    step.kind = PreTokenizerStep::Kind::Split;
+    step.pattern = std::make_shared<Regex>(R"(\s+)", false, r.name() + ": " + path);
+    step.behavior = SplitBehavior::Removed;
   } else if (type == "ByteLevel") {
     step.kind = PreTokenizerStep::Kind::ByteLevel;
     step.add_prefix_space = r.boolean(j, "add_prefix_space", true, path);
