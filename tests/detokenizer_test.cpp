@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -141,6 +142,25 @@ TEST(Detokenizer, RandomIdsStreamLikeSanitizedWholeDecode) {
     for (int i = 0; i < 30; ++i) ids.push_back(pick(rng) == 0 ? byte(rng) : any(rng));
     EXPECT_EQ(join(stream(ids)), valid_utf8(llama().decode(ids)));
   }
+}
+
+TEST(Detokenizer, MatchesRunCOutputOnStories260K) {
+  // run.c -t 0 -n 256 printed each generated token's piece (given the token
+  // before it; the first follows BOS) and a final newline. Its .ids file
+  // lists the 256 generated ids, then a "achieved tok/s" line.
+  SpmTokenizer tok(test::read_tokenizer_bin(kData + "tok512.bin"));
+  std::istringstream in(test::read_file(kData + "run_c_greedy_t0_n256.ids"));
+  std::vector<int32_t> ids{tok.bos_id()};
+  int32_t id;
+  while (in >> id) ids.push_back(id);
+  ASSERT_EQ(ids.size(), 257u);
+  const std::string expected = test::read_file(kData + "run_c_greedy_t0_n256.txt");
+  EXPECT_EQ(tok.decode(ids) + "\n", expected);
+  StreamingDetokenizer d(tok, tok.bos_id());
+  std::string streamed;
+  for (size_t i = 1; i < ids.size(); ++i) streamed += d.push(ids[i]);
+  streamed += d.flush();
+  EXPECT_EQ(streamed + "\n", expected);
 }
 
 TEST(Detokenizer, OutOfRangeIdThrows) {

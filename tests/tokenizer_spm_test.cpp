@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -124,6 +125,23 @@ TEST(SpmTokenizer, Phi3UserDefinedTokenIsSplitFromText) {
   EXPECT_EQ(tok.token_bytes(32010, 1), "");
 }
 
+TEST(SpmTokenizer, EncodeWithSpecialsParsesControlTokens) {
+  // "<s>Hello</s>": the control tokens become ids 1 and 2, and "Hello",
+  // following a special token, gets the U+2581 prefix: "▁Hello" = 15043 (the
+  // llama-spm vectors encode "Hello" as 15043).
+  const Vocab v = test::read_gguf_vocab_for_test(kData + "ggml-vocab-llama-spm.gguf");
+  SpmTokenizer tok(v);
+  EXPECT_EQ(tok.encode_with_specials("<s>Hello</s>", false), (std::vector<int32_t>{1, 15043, 2}));
+  EXPECT_EQ(tok.encode_with_specials("Hello", true), (std::vector<int32_t>{1, 15043}));
+  // Plain encode keeps them as text.
+  const auto plain = tok.encode("<s>Hello</s>", false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 1) + std::count(plain.begin(), plain.end(), 2), 0);
+  // llama2.c's tokenizer.bin spells BOS/EOS "\n<s>\n" / "\n</s>\n"; they
+  // still match "<s>" / "</s>".
+  SpmTokenizer bin(test::read_tokenizer_bin(kData + "llama2_tokenizer.bin"));
+  EXPECT_EQ(bin.encode_with_specials("<s>Hello</s>", false), (std::vector<int32_t>{1, 15043, 2}));
+}
+
 // A small hand-built vocabulary; expectations below are worked out by hand.
 Vocab toy_vocab() {
   Vocab v;
@@ -214,6 +232,9 @@ TEST(SpmTokenizer, RejectsInconsistentVocab) {
   v = toy_vocab();
   v.unk_id = -7;
   EXPECT_THROW(SpmTokenizer{v}, Error);
+  v = toy_vocab();
+  v.scores[4] = std::nanf("");
+  EXPECT_THROW(SpmTokenizer{v}, Error);
   EXPECT_THROW(SpmTokenizer{Vocab{}}, Error);
 }
 
@@ -244,7 +265,7 @@ TEST(SpmTokenizer, LongInputIsFast) {
   const auto ids = tok.encode(text, true);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("encoded %zu bytes into %zu tokens in %.3f s\n", text.size(), ids.size(), s);
-  EXPECT_LT(s, 1.0);
+  EXPECT_LT(s, 2.0);  // ~0.1-0.2 s measured; a quadratic merge loop takes minutes
   EXPECT_EQ(tok.decode(ids), text);
 }
 

@@ -1,6 +1,8 @@
 #include "tokenizer/spm_tokenizer.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <queue>
 
 #include "util/error.h"
@@ -105,6 +107,10 @@ SpmTokenizer::SpmTokenizer(const Vocab& vocab)
   // never has a space in a piece, so rewriting makes both forms one.
   for (const std::string& t : vocab.tokens) text_.push_back(escape_spaces(t));
   scores_ = vocab.scores.empty() ? std::vector<float>(n, 0.0f) : vocab.scores;
+  // A NaN would break the merge queue's ordering.
+  for (size_t i = 0; i < n; ++i) {
+    check(!std::isnan(scores_[i]), "tokenizer: score of token " + std::to_string(i) + " is NaN");
+  }
 
   types_.resize(n);
   byte_value_.assign(n, -1);
@@ -125,14 +131,20 @@ SpmTokenizer::SpmTokenizer(const Vocab& vocab)
     }
     types_[i] = t;
     if (t == TokenType::Byte && b >= 0) byte_value_[i] = static_cast<int16_t>(b);
-    if (t == TokenType::UserDefined && !vocab.tokens[i].empty()) {
-      user_defined_.emplace_back(vocab.tokens[i], id);
+    if (t == TokenType::UserDefined || t == TokenType::Control || t == TokenType::Unknown) {
+      std::string_view match = vocab.tokens[i];
+      // llama2.c's export writes BOS/EOS as "\n<s>\n" and "\n</s>\n".
+      if (vocab.types.empty()) {
+        while (!match.empty() && match.front() == '\n') match.remove_prefix(1);
+        while (!match.empty() && match.back() == '\n') match.remove_suffix(1);
+      }
+      if (!match.empty()) specials_.push_back({std::string(match), id, t == TokenType::UserDefined});
     }
     // A later duplicate wins, as in llama.cpp's text-to-token map.
     index_[text_[i]] = id;
   }
-  std::stable_sort(user_defined_.begin(), user_defined_.end(),
-                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  std::stable_sort(specials_.begin(), specials_.end(),
+                   [](const Special& a, const Special& b) { return a.text.size() > b.text.size(); });
 
   for (int b = 0; b < 256; ++b) {
     int32_t id = find(byte_token_text(b));
@@ -158,18 +170,32 @@ TokenType SpmTokenizer::type(int32_t id) const {
 }
 
 std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos) const {
+  return encode_impl(text, add_bos, false);
+}
+
+std::vector<int32_t> SpmTokenizer::encode_with_specials(std::string_view text, bool add_bos) const {
+  return encode_impl(text, add_bos, true);
+}
+
+std::vector<int32_t> SpmTokenizer::encode_impl(std::string_view text, bool add_bos, bool specials) const {
   std::vector<int32_t> out;
   if (add_bos && bos_ >= 0) out.push_back(bos_);
   if (text.empty()) return out;
+  // Symbol offsets are 32-bit; the escaped text can grow by 3x.
+  check(text.size() < UINT32_MAX / 3,
+        "tokenizer: text of " + std::to_string(text.size()) + " bytes is too long to encode");
 
-  // Split the raw text around user-defined tokens (llama.cpp does this even
-  // when special tokens are not parsed); control tokens stay plain text.
+  // Split the raw text around special tokens, longest first. llama.cpp does
+  // this for user-defined tokens even when special tokens are not parsed.
   struct Fragment {
     int32_t token;  // -1: raw text [begin, end)
     size_t begin, end;
   };
   std::vector<Fragment> fragments{{-1, 0, text.size()}};
-  for (const auto& [ut, uid] : user_defined_) {
+  for (const Special& sp : specials_) {
+    if (!specials && !sp.user_defined) continue;
+    const std::string_view ut = sp.text;
+    const int32_t uid = sp.id;
     std::vector<Fragment> next;
     next.reserve(fragments.size());
     for (const Fragment& f : fragments) {

@@ -18,6 +18,13 @@ class Tokenizer {
 
   // Encodes text; prepends BOS when add_bos is true and the vocabulary has one.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_bos) const = 0;
+  // Like encode, but text spelling a special token (control, e.g. "<s>" or
+  // "<|user|>") becomes that token, as llama.cpp does with parse_special:
+  // for prompts rendered from chat templates. Tokenizers that do not
+  // override it treat such text as plain text.
+  virtual std::vector<int32_t> encode_with_specials(std::string_view text, bool add_bos) const {
+    return encode(text, add_bos);
+  }
   // The bytes a token contributes to decoded text when it follows `prev`
   // (SentencePiece drops the leading space of the first piece after BOS).
   // Control tokens such as BOS/EOS contribute nothing. Throws Error for an id
@@ -43,7 +50,9 @@ std::unique_ptr<Tokenizer> make_tokenizer(const Vocab& vocab);
 
 // Turns a stream of ids into text without ever splitting a UTF-8 character
 // across two outputs: bytes of an incomplete character are held back until
-// the character is complete (or flushed, as U+FFFD, at the end).
+// the character is complete (or flushed, as U+FFFD, at the end). Bytes that
+// cannot be part of a valid character become U+FFFD as soon as that is known,
+// so every push() output is valid UTF-8.
 class StreamingDetokenizer {
  public:
   explicit StreamingDetokenizer(const Tokenizer& tok, int32_t prev = -1) : tok_(tok), prev_(prev) {}
