@@ -186,6 +186,18 @@ TEST(HfTokenizer, SpecialTokensAreMatchedBeforeTheModel) {
   EXPECT_EQ(decode(qwen3(), {151668}), "</think>");
 }
 
+TEST(HfTokenizer, ByteLevelTokensCarryPartialUtf8) {
+  // llama3-tokenizer-js: "🦙" (F0 9F A6 99) is [9468, 99, 247]; the first
+  // token holds F0 9F, so a streaming decoder must hold bytes back.
+  const std::vector<int32_t> ids{9468, 99, 247};
+  EXPECT_EQ(llama3().token_bytes(9468, -1), "\xF0\x9F");
+  StreamingDetokenizer s(llama3());
+  std::vector<std::string> out;
+  for (int32_t id : ids) out.push_back(s.push(id));
+  EXPECT_EQ(out, (std::vector<std::string>{"", "", "\xF0\x9F\xA6\x99"}));
+  EXPECT_EQ(s.flush(), "");
+}
+
 TEST(HfTokenizer, TokenBytesChecksRange) {
   EXPECT_THROW(llama3().token_bytes(128256, -1), Error);
   EXPECT_THROW(llama3().token_bytes(-1, -1), Error);
