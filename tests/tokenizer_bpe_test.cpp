@@ -41,7 +41,7 @@ TEST(Unicode, DecodesAndRejectsMalformedUtf8) {
   EXPECT_EQ(unicode::decode_utf8("\xC0\x80", 0, len), U'\uFFFD');  // overlong NUL
   EXPECT_EQ(len, 1u);
   EXPECT_EQ(unicode::decode_utf8("\xED\xA0\x80", 0, len), U'\uFFFD');  // surrogate D800
-  EXPECT_EQ(unicode::decode_utf8("\xE2\x82", 0, len), U'\uFFFD');  // truncated
+  EXPECT_EQ(unicode::decode_utf8("\xE2\x82", 0, len), U'\uFFFD');      // truncated
   EXPECT_TRUE(unicode::is_valid_utf8("a\xC3\xA9"));
   EXPECT_FALSE(unicode::is_valid_utf8("a\xC3"));
   EXPECT_EQ(unicode::to_utf8(0x1F999), "\xF0\x9F\xA6\x99");
@@ -64,7 +64,9 @@ TEST(Unicode, NfcByHand) {
   EXPECT_EQ(unicode::nfc("a\u0301\u0301"), "\u00E1\u0301");
   // Already-NFC text and invalid bytes are left alone.
   EXPECT_EQ(unicode::nfc("Cửa Việt"), "Cửa Việt");
-  EXPECT_EQ(unicode::nfc("x\xFF" "e\u0301"), "x\xFF\u00E9");
+  EXPECT_EQ(unicode::nfc("x\xFF"
+                         "e\u0301"),
+            "x\xFF\u00E9");
 }
 
 // ------------------------------------------------------------- byte level
@@ -89,7 +91,8 @@ TEST(ByteLevel, AlphabetByHand) {
 // ------------------------------------------------------------ merge engine
 
 TokenMap toy_vocab() {
-  return {{"a", 0}, {"b", 1}, {"c", 2}, {"ab", 3}, {"bc", 4}, {"abc", 5}, {"<unk>", 6}, {"<0x7A>", 7}, {"aa", 8}};
+  return {{"a", 0},   {"b", 1},     {"c", 2},      {"ab", 3}, {"bc", 4},
+          {"abc", 5}, {"<unk>", 6}, {"<0x7A>", 7}, {"aa", 8}};
 }
 
 std::vector<int32_t> bpe(const BpeModel& m, std::string_view w) {
@@ -139,7 +142,9 @@ TEST(BpeModel, RejectsMergesOutsideTheVocabulary) {
     BpeModel(toy_vocab(), {{"a", "b"}, {"c", "q"}}, {}, "toy.json: model.merges");
     FAIL() << "expected Error";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "toy.json: model.merges: merge 1 ('c' 'q') uses a token missing from the vocabulary");
+    EXPECT_STREQ(
+        e.what(),
+        "toy.json: model.merges: merge 1 ('c' 'q') uses a token missing from the vocabulary");
   }
 }
 
@@ -168,7 +173,10 @@ TEST(Split, Gpt2RegexByHand) {
   // "  x": \s+(?!\S) takes one space, leaving " x" for " ?\p{L}+".
   EXPECT_EQ(pieces, (std::vector<std::string>{"Hello", " world", "'s", " ", " x"}));
   // Invalid UTF-8 never matches and never makes the search fail.
-  EXPECT_EQ(re.find_all("a\xFF" "b").size(), 2u);
+  EXPECT_EQ(re.find_all("a\xFF"
+                        "b")
+                .size(),
+            2u);
   EXPECT_THROW(Regex("(unclosed", false, "test"), Error);
   EXPECT_EQ(Regex("a.b", true, "test").replace_all("xa.bya+b", "_"), "x_ya+b");
 }
@@ -254,19 +262,23 @@ Vocab vocab_from_tokenizer_json(const std::string& path, const std::string& pre)
   }
   v.types.assign(v.tokens.size(), TokenType::Normal);
   for (const auto& a : j["added_tokens"])
-    v.types[a["id"].get<size_t>()] = a["special"].get<bool>() ? TokenType::Control : TokenType::UserDefined;
+    v.types[a["id"].get<size_t>()] =
+        a["special"].get<bool>() ? TokenType::Control : TokenType::UserDefined;
   for (const auto& m : j["model"]["merges"])
-    v.merges.push_back(m.is_string() ? m.get<std::string>() : m[0].get<std::string>() + " " + m[1].get<std::string>());
+    v.merges.push_back(m.is_string() ? m.get<std::string>()
+                                     : m[0].get<std::string>() + " " + m[1].get<std::string>());
   return v;
 }
 
 TEST(GgufPath, Llama3PreMatchesLlamaCpp) {
-  const auto tok = make_bpe_tokenizer_from_vocab(vocab_from_tokenizer_json(kData + "llama3/tokenizer.json", "llama-bpe"));
+  const auto tok = make_bpe_tokenizer_from_vocab(
+      vocab_from_tokenizer_json(kData + "llama3/tokenizer.json", "llama-bpe"));
   EXPECT_EQ(run_vectors(*tok, "ggml-vocab-llama-bpe.gguf", "vocab(pre=llama-bpe)"), 46);
 }
 
 TEST(GgufPath, Qwen2PreMatchesLlamaCpp) {
-  const auto tok = make_bpe_tokenizer_from_vocab(vocab_from_tokenizer_json(kData + "qwen3/tokenizer.json", "qwen2"));
+  const auto tok = make_bpe_tokenizer_from_vocab(
+      vocab_from_tokenizer_json(kData + "qwen3/tokenizer.json", "qwen2"));
   EXPECT_EQ(run_vectors(*tok, "ggml-vocab-qwen2.gguf", "vocab(pre=qwen2)"), 46);
 }
 
@@ -275,7 +287,8 @@ TEST(GgufPath, RepeatedStringsKeepTheirIds) {
   Vocab v;
   v.model = "gpt2";
   v.tokens = {"a", "b", "<|end|>", "ab", "ab"};
-  v.types = {TokenType::Normal, TokenType::Normal, TokenType::Control, TokenType::Normal, TokenType::Normal};
+  v.types = {TokenType::Normal, TokenType::Normal, TokenType::Control, TokenType::Normal,
+             TokenType::Normal};
   v.merges = {"a b"};
   v.eos_id = 2;
   const auto tok = make_bpe_tokenizer_from_vocab(v);
@@ -292,7 +305,9 @@ TEST(GgufPath, RefusesUnknownPreAndModel) {
     make_bpe_tokenizer_from_vocab(v);
     FAIL() << "expected Error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("tokenizer.ggml.pre 'falcon' is not supported"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tokenizer.ggml.pre 'falcon' is not supported"),
+              std::string::npos)
+        << e.what();
   }
   v.pre = "gpt-2";
   v.model = "llama";

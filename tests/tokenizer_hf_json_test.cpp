@@ -94,9 +94,13 @@ const Tokenizer& mistral() {
   return *t;
 }
 
-TEST(HfTokenizer, Llama3MatchesLlamaCppVectors) { EXPECT_EQ(run_vectors(llama3(), "ggml-vocab-llama-bpe.gguf", 46), 46); }
+TEST(HfTokenizer, Llama3MatchesLlamaCppVectors) {
+  EXPECT_EQ(run_vectors(llama3(), "ggml-vocab-llama-bpe.gguf", 46), 46);
+}
 
-TEST(HfTokenizer, Qwen3MatchesLlamaCppQwen2Vectors) { EXPECT_EQ(run_vectors(qwen3(), "ggml-vocab-qwen2.gguf", 46), 46); }
+TEST(HfTokenizer, Qwen3MatchesLlamaCppQwen2Vectors) {
+  EXPECT_EQ(run_vectors(qwen3(), "ggml-vocab-qwen2.gguf", 46), 46);
+}
 
 TEST(HfTokenizer, Llama2JsonMatchesLlamaCppSpmVectors) {
   EXPECT_EQ(run_vectors(llama2(), "ggml-vocab-llama-spm.gguf", 46), 46);
@@ -112,12 +116,12 @@ TEST(HfTokenizer, Stories260KJsonMatchesLlama2cRunC) {
 
 TEST(HfTokenizer, SpecialIds) {
   // From each tokenizer_config.json / post_processor (see the files).
-  EXPECT_EQ(llama3().bos_id(), 128000);  // <|begin_of_text|>
-  EXPECT_EQ(llama3().eos_id(), 128001);  // <|end_of_text|>
+  EXPECT_EQ(llama3().bos_id(), 128000);      // <|begin_of_text|>
+  EXPECT_EQ(llama3().eos_id(), 128001);      // <|end_of_text|>
   EXPECT_FALSE(llama3().add_bos_default());  // this early revision has no BOS template
   EXPECT_EQ(llama3().vocab_size(), 128256);
-  EXPECT_EQ(qwen3().bos_id(), -1);       // bos_token: null
-  EXPECT_EQ(qwen3().eos_id(), 151645);   // <|im_end|>
+  EXPECT_EQ(qwen3().bos_id(), -1);      // bos_token: null
+  EXPECT_EQ(qwen3().eos_id(), 151645);  // <|im_end|>
   EXPECT_FALSE(qwen3().add_bos_default());
   EXPECT_EQ(qwen3().vocab_size(), 151669);
   EXPECT_EQ(llama2().bos_id(), 1);
@@ -128,7 +132,8 @@ TEST(HfTokenizer, SpecialIds) {
 }
 
 // The npm packages' own test cases.
-void run_js_cases(const Tokenizer& tok, const std::string& key, size_t skip_last, int expected_pass) {
+void run_js_cases(const Tokenizer& tok, const std::string& key, size_t skip_last,
+                  int expected_pass) {
   const auto j = nlohmann::json::parse(read_file(kData + "js_tokenizer_package_vectors.json"));
   ASSERT_TRUE(j.contains(key)) << key;
   const auto& cases = j[key];
@@ -264,35 +269,49 @@ TEST(HfTokenizerToy, RefusesWhatItDoesNotImplement) {
                  "tokenizer.json: model.type 'Unigram' is not supported");
   expect_refusal(toy_with(R"("normalizer": null)", R"("normalizer": {"type": "Lowercase"})"),
                  "tokenizer.json: normalizer.type 'Lowercase' is not supported");
-  expect_refusal(toy_with(R"("normalizer": null)",
-                          R"("normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "NFKC"}]})"),
-                 "tokenizer.json: normalizer.normalizers[1].type 'NFKC' is not supported");
-  expect_refusal(toy_with(R"("type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true},)",
-                          R"("type": "Whitespace"},)"),
-                 "tokenizer.json: pre_tokenizer.type 'Whitespace' is not supported");
+  expect_refusal(
+      toy_with(
+          R"("normalizer": null)",
+          R"("normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "NFKC"}]})"),
+      "tokenizer.json: normalizer.normalizers[1].type 'NFKC' is not supported");
+  expect_refusal(
+      toy_with(
+          R"("type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true},)",
+          R"("type": "Whitespace"},)"),
+      "tokenizer.json: pre_tokenizer.type 'Whitespace' is not supported");
   expect_refusal(toy_with(R"({"type": "ByteFallback"})", R"({"type": "WordPiece"})"),
                  "tokenizer.json: decoder.decoders[0].type 'WordPiece' is not supported");
   expect_refusal(toy_with(R"("type": "TemplateProcessing")", R"("type": "BertProcessing")"),
                  "tokenizer.json: post_processor.type 'BertProcessing' is not supported");
-  expect_refusal(toy_with(R"("fuse_unk": true)", R"("fuse_unk": true, "continuing_subword_prefix": "##")"),
-                 "tokenizer.json: model.continuing_subword_prefix '##' is not supported");
+  expect_refusal(
+      toy_with(R"("fuse_unk": true)", R"("fuse_unk": true, "continuing_subword_prefix": "##")"),
+      "tokenizer.json: model.continuing_subword_prefix '##' is not supported");
   expect_refusal(toy_with(R"("fuse_unk": true)", R"("fuse_unk": true, "dropout": 0.1)"),
                  "tokenizer.json: model.dropout must be null");
-  expect_refusal(toy_with(R"("b": 4)", R"("b": -4)"), "tokenizer.json: model.vocab['b'] must be an id");
-  expect_refusal(toy_with(R"("▁ a")", R"("▁ q")"), "merge 0 ('▁' 'q') uses a token missing from the vocabulary");
+  expect_refusal(toy_with(R"("b": 4)", R"("b": -4)"),
+                 "tokenizer.json: model.vocab['b'] must be an id");
+  expect_refusal(toy_with(R"("▁ a")", R"("▁ q")"),
+                 "merge 0 ('▁' 'q') uses a token missing from the vocabulary");
   expect_refusal(toy_with(R"("unk_token": "<unk>")", R"("unk_token": "<nope>")"),
                  "tokenizer.json: model.unk_token '<nope>' is not in model.vocab");
-  expect_refusal(toy_with(R"("prepend_scheme": "first", "split": true},)", R"("prepend_scheme": "sometimes"},)"),
+  expect_refusal(toy_with(R"("prepend_scheme": "first", "split": true},)",
+                          R"("prepend_scheme": "sometimes"},)"),
                  "tokenizer.json: pre_tokenizer.prepend_scheme 'sometimes' is not supported");
-  expect_refusal(toy_with(R"("type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true},)",
-                          R"("type": "Split", "pattern": {"Regex": "("}, "behavior": "Isolated"},)"),
-                 "tokenizer.json: pre_tokenizer.pattern: cannot compile regex '('");
-  expect_refusal(toy_with(R"({"type": "ByteFallback"})", R"({"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 0, "stop": 1})"),
-                 "tokenizer.json: decoder.decoders[1].stop > 0 after a Fuse decoder is not supported");
-  expect_refusal(toy_with(R"("<x>": 8)", R"("<x>": 9000000)"), "tokenizer.json: token ids reach 9000000 with only 11 tokens");
+  expect_refusal(
+      toy_with(
+          R"("type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true},)",
+          R"("type": "Split", "pattern": {"Regex": "("}, "behavior": "Isolated"},)"),
+      "tokenizer.json: pre_tokenizer.pattern: cannot compile regex '('");
+  expect_refusal(
+      toy_with(R"({"type": "ByteFallback"})",
+               R"({"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 0, "stop": 1})"),
+      "tokenizer.json: decoder.decoders[1].stop > 0 after a Fuse decoder is not supported");
+  expect_refusal(toy_with(R"("<x>": 8)", R"("<x>": 9000000)"),
+                 "tokenizer.json: token ids reach 9000000 with only 11 tokens");
   std::string deep = R"({"type": "NFC"})";
   for (int i = 0; i < 20; ++i) deep = R"({"type": "Sequence", "normalizers": [)" + deep + "]}";
-  expect_refusal(toy_with(R"("normalizer": null)", "\"normalizer\": " + deep), "nests Sequences more than 8 deep");
+  expect_refusal(toy_with(R"("normalizer": null)", "\"normalizer\": " + deep),
+                 "nests Sequences more than 8 deep");
   expect_refusal("{\"model\": ", "tokenizer.json: (file) is not valid JSON");
   expect_refusal("[]", "tokenizer.json: (top level) must be an object");
   EXPECT_THROW(load_hf_tokenizer(kData + "no-such-dir"), Error);
@@ -301,7 +320,9 @@ TEST(HfTokenizerToy, RefusesWhatItDoesNotImplement) {
     parse_hf_tokenizer(kToyJson, R"({"bos_token": "<nope>"})");
     ADD_FAILURE() << "expected Error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("bos_token '<nope>' is not in the vocabulary"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bos_token '<nope>' is not in the vocabulary"),
+              std::string::npos)
+        << e.what();
   }
 }
 
@@ -337,7 +358,8 @@ TEST(HfTokenizerToy, SplitStringPatternReplaceAndStrip) {
     "pre_tokenizer": {"type": "Split", "pattern": {"String": "-"}, "behavior": "MergedWithPrevious", "invert": false},
     "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
                 {"type": "Strip", "content": "-", "start": 0, "stop": 1}]}
-  })", "");
+  })",
+                                      "");
   // "a-   a-a" -> "a-▁a-a" -> pieces "a-", "▁a-", "a". In "▁a-" the pair
   // (a,-) has rank 0 and (▁,a) rank 1, so a+- merges first: ▁ | a-.
   EXPECT_EQ(tok->encode("a-   a-a", false), (std::vector<int32_t>{3, 2, 3, 0}));

@@ -91,7 +91,9 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
     int32_t rank;
     int32_t pos;
     int32_t left_id, right_id;
-    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+    bool operator>(const Candidate& o) const {
+      return rank != o.rank ? rank > o.rank : pos > o.pos;
+    }
   };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
   auto consider = [&](int32_t pos) {
@@ -119,7 +121,8 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
     consider(left.prev);
     consider(c.pos);
   }
-  for (int32_t i = 0; i >= 0; i = syms[static_cast<size_t>(i)].next) out.push_back(syms[static_cast<size_t>(i)].id);
+  for (int32_t i = 0; i >= 0; i = syms[static_cast<size_t>(i)].next)
+    out.push_back(syms[static_cast<size_t>(i)].id);
 }
 
 }  // namespace nucleus

@@ -29,8 +29,8 @@ class BpeModel {
   BpeModel() = default;
   // `merges` in rank order. `where` names the source for error messages.
   // Throws Error when a merge names a token missing from the vocabulary.
-  BpeModel(TokenMap vocab, const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options,
-           const std::string& where);
+  BpeModel(TokenMap vocab, const std::vector<std::pair<std::string, std::string>>& merges,
+           BpeOptions options, const std::string& where);
 
   // Appends the ids of `word` to `out`.
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;

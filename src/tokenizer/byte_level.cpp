@@ -39,7 +39,9 @@ const Tables& tables() {
 
 }  // namespace
 
-char32_t byte_to_char(uint8_t b) { return tables().to_char[b]; }
+char32_t byte_to_char(uint8_t b) {
+  return tables().to_char[b];
+}
 
 std::optional<uint8_t> char_to_byte(char32_t c) {
   if (c >= tables().to_byte.size()) return std::nullopt;

@@ -27,7 +27,7 @@ using json = nlohmann::json;
 struct DecodeStep {
   enum class Kind { ByteLevel, ByteFallback, Fuse, Strip, Replace, Metaspace };
   Kind kind;
-  std::string content;             // Strip: the character; Replace: replacement; Metaspace: replacement char
+  std::string content;  // Strip: the character; Replace: replacement; Metaspace: replacement char
   size_t start = 0, stop = 0;      // Strip
   std::shared_ptr<Regex> pattern;  // Replace
   bool strip_first_space = false;  // Metaspace with a prepend scheme other than "never"
@@ -162,7 +162,8 @@ class AddedTokenTrie {
 bool is_space_at(std::string_view s, size_t pos, size_t& len) {
   const char32_t c = unicode::decode_utf8(s, pos, len);
   return c == ' ' || (c >= 0x09 && c <= 0x0D) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 // Alphanumerics and '_' (non-ASCII characters count as word characters).
@@ -190,7 +191,8 @@ class BpeTokenizer final : public Tokenizer {
  public:
   explicit BpeTokenizer(Pipeline p) : p_(std::move(p)) {
     for (size_t i = 0; i < p_.added.size(); ++i)
-      (p_.added[i].normalized ? normalized_trie_ : raw_trie_).add(p_.added[i].content, static_cast<int32_t>(i));
+      (p_.added[i].normalized ? normalized_trie_ : raw_trie_)
+          .add(p_.added[i].content, static_cast<int32_t>(i));
   }
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {
@@ -208,7 +210,8 @@ class BpeTokenizer final : public Tokenizer {
           continue;
         }
         PreToken whole{norm.substr(sub.b, sub.e - sub.b), seg.b == 0 && sub.b == 0};
-        for (const auto& piece : p_.pre_tokenizer.apply(std::move(whole))) p_.model.encode_word(piece.text, ids);
+        for (const auto& piece : p_.pre_tokenizer.apply(std::move(whole)))
+          p_.model.encode_word(piece.text, ids);
       }
     }
     return ids;
@@ -256,7 +259,8 @@ class BpeTokenizer final : public Tokenizer {
       }
       const AddedToken& t = p_.added[static_cast<size_t>(idx)];
       size_t b = pos, e = pos + len;
-      if (t.single_word && ((b > 0 && is_word_byte(text[b - 1])) || (e < text.size() && is_word_byte(text[e])))) {
+      if (t.single_word &&
+          ((b > 0 && is_word_byte(text[b - 1])) || (e < text.size() && is_word_byte(text[e])))) {
         pos = e;
         continue;
       }
@@ -346,7 +350,8 @@ class JsonReader {
     if (it == j.end() || !it->is_string()) fail(path + "." + key, "must be a string");
     return it->get<std::string>();
   }
-  std::string str_or(const json& j, const char* key, const std::string& def, const std::string& path) const {
+  std::string str_or(const json& j, const char* key, const std::string& def,
+                     const std::string& path) const {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return def;
     if (!it->is_string()) fail(path + "." + key, "must be a string");
@@ -367,7 +372,8 @@ class JsonReader {
   const std::string& name() const { return name_; }
   // Sequences may nest; a hostile file must not exhaust the stack.
   void check_depth(const std::string& path) const {
-    if (std::count(path.begin(), path.end(), '[') > 8) fail(path, "nests Sequences more than 8 deep");
+    if (std::count(path.begin(), path.end(), '[') > 8)
+      fail(path, "nests Sequences more than 8 deep");
   }
 
   // {"String": s} or {"Regex": r}
@@ -384,7 +390,8 @@ class JsonReader {
   std::string name_;
 };
 
-void parse_normalizer(const JsonReader& r, const json& j, const std::string& path, Normalizer& out) {
+void parse_normalizer(const JsonReader& r, const json& j, const std::string& path,
+                      Normalizer& out) {
   if (j.is_null()) return;
   r.check_depth(path);
   r.obj(j, path);
@@ -399,21 +406,27 @@ void parse_normalizer(const JsonReader& r, const json& j, const std::string& pat
   } else if (type == "Replace") {
     auto it = j.find("pattern");
     if (it == j.end()) r.fail(path + ".pattern", "is missing");
-    out.add({NormalizerStep::Kind::Replace, r.str(j, "content", path), r.pattern(*it, path + ".pattern")});
+    out.add({NormalizerStep::Kind::Replace, r.str(j, "content", path),
+             r.pattern(*it, path + ".pattern")});
   } else if (type == "NFC") {
     out.add({NormalizerStep::Kind::Nfc, {}, nullptr});
   } else if (type == "Strip") {
     // Whitespace (the Unicode White_Space set, which PCRE2's UCP \s matches) at either end.
     if (r.boolean(j, "strip_left", true, path))
-      out.add({NormalizerStep::Kind::Replace, {}, std::make_shared<Regex>(R"(\A\s+)", false, r.name() + ": " + path)});
+      out.add({NormalizerStep::Kind::Replace,
+               {},
+               std::make_shared<Regex>(R"(\A\s+)", false, r.name() + ": " + path)});
     if (r.boolean(j, "strip_right", true, path))
-      out.add({NormalizerStep::Kind::Replace, {}, std::make_shared<Regex>(R"(\s+\z)", false, r.name() + ": " + path)});
+      out.add({NormalizerStep::Kind::Replace,
+               {},
+               std::make_shared<Regex>(R"(\s+\z)", false, r.name() + ": " + path)});
   } else {
     r.unsupported(path + ".type", type);
   }
 }
 
-PreTokenizerStep::Prepend prepend_scheme(const JsonReader& r, const json& j, const std::string& path) {
+PreTokenizerStep::Prepend prepend_scheme(const JsonReader& r, const json& j,
+                                         const std::string& path) {
   using P = PreTokenizerStep::Prepend;
   if (auto it = j.find("prepend_scheme"); it != j.end() && !it->is_null()) {
     const std::string s = r.str(j, "prepend_scheme", path);
@@ -426,13 +439,16 @@ PreTokenizerStep::Prepend prepend_scheme(const JsonReader& r, const json& j, con
   return r.boolean(j, "add_prefix_space", true, path) ? P::Always : P::Never;
 }
 
-std::string single_char(const JsonReader& r, const json& j, const char* key, const std::string& path) {
+std::string single_char(const JsonReader& r, const json& j, const char* key,
+                        const std::string& path) {
   std::string s = r.str(j, key, path);
-  if (s.empty() || unicode::utf8_char_len(s, 0) != s.size()) r.fail(path + "." + key, "must be one character");
+  if (s.empty() || unicode::utf8_char_len(s, 0) != s.size())
+    r.fail(path + "." + key, "must be one character");
   return s;
 }
 
-void parse_pre_tokenizer(const JsonReader& r, const json& j, const std::string& path, PreTokenizer& out) {
+void parse_pre_tokenizer(const JsonReader& r, const json& j, const std::string& path,
+                         PreTokenizer& out) {
   if (j.is_null()) return;
   r.check_depth(path);
   r.obj(j, path);
@@ -450,19 +466,26 @@ void parse_pre_tokenizer(const JsonReader& r, const json& j, const std::string& 
     if (it == j.end()) r.fail(path + ".pattern", "is missing");
     step.pattern = r.pattern(*it, path + ".pattern");
     const std::string b = r.str(j, "behavior", path);
-    if (b == "Removed") step.behavior = SplitBehavior::Removed;
-    else if (b == "Isolated") step.behavior = SplitBehavior::Isolated;
-    else if (b == "MergedWithPrevious") step.behavior = SplitBehavior::MergedWithPrevious;
-    else if (b == "MergedWithNext") step.behavior = SplitBehavior::MergedWithNext;
-    else if (b == "Contiguous") step.behavior = SplitBehavior::Contiguous;
-    else r.unsupported(path + ".behavior", b);
+    if (b == "Removed")
+      step.behavior = SplitBehavior::Removed;
+    else if (b == "Isolated")
+      step.behavior = SplitBehavior::Isolated;
+    else if (b == "MergedWithPrevious")
+      step.behavior = SplitBehavior::MergedWithPrevious;
+    else if (b == "MergedWithNext")
+      step.behavior = SplitBehavior::MergedWithNext;
+    else if (b == "Contiguous")
+      step.behavior = SplitBehavior::Contiguous;
+    else
+      r.unsupported(path + ".behavior", b);
     step.invert = r.boolean(j, "invert", false, path);
   } else if (type == "Digits") {
     // Numeric characters (categories Nd, Nl, No = \p{N}) apart from the rest,
     // each alone or in runs.
     step.kind = PreTokenizerStep::Kind::Split;
     step.pattern = std::make_shared<Regex>(R"(\p{N})", false, r.name() + ": " + path);
-    step.behavior = r.boolean(j, "individual_digits", false, path) ? SplitBehavior::Isolated : SplitBehavior::Contiguous;
+    step.behavior = r.boolean(j, "individual_digits", false, path) ? SplitBehavior::Isolated
+                                                                   : SplitBehavior::Contiguous;
   } else if (type == "WhitespaceSplit") {
     step.kind = PreTokenizerStep::Kind::Split;
     step.pattern = std::make_shared<Regex>(R"(\s+)", false, r.name() + ": " + path);
@@ -508,7 +531,8 @@ void parse_decoder(const JsonReader& r, const json& j, const std::string& path, 
     step.stop = r.count(j, "stop", 0, path);
     // Stripping the end of fused text needs the whole sequence, which
     // token-at-a-time decoding never sees.
-    if (step.stop > 0 && out.has_fuse()) r.fail(path + ".stop", "> 0 after a Fuse decoder is not supported");
+    if (step.stop > 0 && out.has_fuse())
+      r.fail(path + ".stop", "> 0 after a Fuse decoder is not supported");
   } else if (type == "Replace") {
     step.kind = DecodeStep::Kind::Replace;
     auto it = j.find("pattern");
@@ -536,7 +560,8 @@ void parse_post_processor(const JsonReader& r, const json& j, const std::string&
     auto it = j.find("processors");
     if (it == j.end() || !it->is_array()) r.fail(path + ".processors", "must be an array");
     for (size_t i = 0; i < it->size(); ++i)
-      parse_post_processor(r, (*it)[i], path + ".processors[" + std::to_string(i) + "]", template_bos);
+      parse_post_processor(r, (*it)[i], path + ".processors[" + std::to_string(i) + "]",
+                           template_bos);
   } else if (type == "ByteLevel") {
     // Adjusts offsets only.
   } else if (type == "TemplateProcessing") {
@@ -547,14 +572,16 @@ void parse_post_processor(const JsonReader& r, const json& j, const std::string&
       if (piece.contains("Sequence")) break;
       auto sp = piece.find("SpecialToken");
       if (sp == piece.end() || !sp->is_object()) continue;
-      if (template_bos) r.fail(path + ".single", "with more than one token before the text is not supported");
+      if (template_bos)
+        r.fail(path + ".single", "with more than one token before the text is not supported");
       template_bos = r.str(*sp, "id", path + ".single[" + std::to_string(i) + "].SpecialToken");
       // The template names a special token whose ids the special_tokens map holds.
       if (auto st = j.find("special_tokens"); st != j.end() && st->is_object()) {
         auto e = st->find(*template_bos);
         if (e != st->end() && e->is_object()) {
           auto tokens = e->find("tokens");
-          if (tokens != e->end() && tokens->is_array() && tokens->size() == 1 && (*tokens)[0].is_string())
+          if (tokens != e->end() && tokens->is_array() && tokens->size() == 1 &&
+              (*tokens)[0].is_string())
             template_bos = (*tokens)[0].get<std::string>();
         }
       }
@@ -584,7 +611,8 @@ int32_t lookup_token(const Pipeline& p, const TokenMap& vocab, const std::string
 // A merge written "a b". Tokens may themselves hold spaces (the Llama 2
 // vocabulary has U+0020 runs), so when there are several spaces the one
 // split whose two sides are both tokens is taken.
-std::optional<std::pair<std::string, std::string>> split_merge(const std::string& s, const TokenMap& vocab) {
+std::optional<std::pair<std::string, std::string>> split_merge(const std::string& s,
+                                                               const TokenMap& vocab) {
   const size_t sp = s.find(' ');
   if (sp == std::string::npos) return std::nullopt;
   if (s.find(' ', sp + 1) == std::string::npos) return std::pair{s.substr(0, sp), s.substr(sp + 1)};
@@ -599,8 +627,9 @@ std::optional<std::pair<std::string, std::string>> split_merge(const std::string
   return found;
 }
 
-std::unique_ptr<Tokenizer> parse_hf(const std::string& tokenizer_json, const std::string& config_json,
-                                    const std::string& name, const std::string& config_name) {
+std::unique_ptr<Tokenizer> parse_hf(const std::string& tokenizer_json,
+                                    const std::string& config_json, const std::string& name,
+                                    const std::string& config_name) {
   JsonReader r(name);
   json j;
   try {
@@ -618,7 +647,8 @@ std::unique_ptr<Tokenizer> parse_hf(const std::string& tokenizer_json, const std
   const json& m = *mit;
   const std::string type = r.str_or(m, "type", "BPE", "model");
   if (type != "BPE") r.unsupported("model.type", type);
-  if (auto d = m.find("dropout"); d != m.end() && !d->is_null() && !(d->is_number() && d->get<double>() == 0.0))
+  if (auto d = m.find("dropout");
+      d != m.end() && !d->is_null() && !(d->is_number() && d->get<double>() == 0.0))
     r.fail("model.dropout", "must be null (BPE dropout is not supported)");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     const std::string v = r.str_or(m, key, "", "model");
@@ -643,7 +673,9 @@ std::unique_ptr<Tokenizer> parse_hf(const std::string& tokenizer_json, const std
       const json& e = (*git)[i];
       if (e.is_string()) {
         auto split = split_merge(e.get_ref<const std::string&>(), vocab);
-        if (!split) r.fail("model.merges[" + std::to_string(i) + "]", "must be two tokens separated by one space");
+        if (!split)
+          r.fail("model.merges[" + std::to_string(i) + "]",
+                 "must be two tokens separated by one space");
         merges.push_back(std::move(*split));
       } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
         merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
@@ -671,7 +703,8 @@ std::unique_ptr<Tokenizer> parse_hf(const std::string& tokenizer_json, const std
       const json& a = r.obj((*ait)[i], path);
       AddedToken t;
       auto id = a.find("id");
-      if (id == a.end() || !id->is_number_integer() || id->get<int64_t>() < 0 || id->get<int64_t>() >= kMaxId)
+      if (id == a.end() || !id->is_number_integer() || id->get<int64_t>() < 0 ||
+          id->get<int64_t>() >= kMaxId)
         r.fail(path + ".id", "must be an id in [0, 2^24)");
       t.id = id->get<int32_t>();
       t.content = r.str(a, "content", path);
@@ -684,8 +717,10 @@ std::unique_ptr<Tokenizer> parse_hf(const std::string& tokenizer_json, const std
     }
   }
 
-  if (auto it = j.find("normalizer"); it != j.end()) parse_normalizer(r, *it, "normalizer", p.normalizer);
-  if (auto it = j.find("pre_tokenizer"); it != j.end()) parse_pre_tokenizer(r, *it, "pre_tokenizer", p.pre_tokenizer);
+  if (auto it = j.find("normalizer"); it != j.end())
+    parse_normalizer(r, *it, "normalizer", p.normalizer);
+  if (auto it = j.find("pre_tokenizer"); it != j.end())
+    parse_pre_tokenizer(r, *it, "pre_tokenizer", p.pre_tokenizer);
   if (auto it = j.find("decoder"); it != j.end()) parse_decoder(r, *it, "decoder", p.decoder);
   std::optional<std::string> template_bos;
   if (auto it = j.find("post_processor"); it != j.end())
@@ -760,12 +795,14 @@ Pipeline byte_level_pipeline(const std::string& name, const char* regex) {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json,
+std::unique_ptr<Tokenizer> parse_hf_tokenizer(const std::string& tokenizer_json,
+                                              const std::string& config_json,
                                               const std::string& name) {
   return parse_hf(tokenizer_json, config_json, name, "tokenizer_config.json");
 }
 
-std::unique_ptr<Tokenizer> parse_gpt2_tokenizer(const std::string& encoder_json, const std::string& vocab_bpe) {
+std::unique_ptr<Tokenizer> parse_gpt2_tokenizer(const std::string& encoder_json,
+                                                const std::string& vocab_bpe) {
   JsonReader r("encoder.json");
   json j;
   try {
@@ -790,7 +827,8 @@ std::unique_ptr<Tokenizer> parse_gpt2_tokenizer(const std::string& encoder_json,
     if (line.empty() || (line_no == 1 && line.starts_with("#version"))) continue;
     const size_t sp = line.find(' ');
     if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
-      throw Error("vocab.bpe: line " + std::to_string(line_no) + " must be two tokens separated by one space");
+      throw Error("vocab.bpe: line " + std::to_string(line_no) +
+                  " must be two tokens separated by one space");
     merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
   }
   Pipeline p = byte_level_pipeline("encoder.json", regex_patterns::kGpt2);
@@ -812,7 +850,8 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
     if (fs::exists(file / "tokenizer.json")) {
       file /= "tokenizer.json";
     } else if (fs::exists(file / "encoder.json") && fs::exists(file / "vocab.bpe")) {
-      return parse_gpt2_tokenizer(read_text_file(file / "encoder.json"), read_text_file(file / "vocab.bpe"));
+      return parse_gpt2_tokenizer(read_text_file(file / "encoder.json"),
+                                  read_text_file(file / "vocab.bpe"));
     } else {
       throw Error(path + ": no tokenizer.json (or encoder.json + vocab.bpe) in this directory");
     }
@@ -826,7 +865,8 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
 
 std::unique_ptr<Tokenizer> make_bpe_tokenizer_from_vocab(const Vocab& v) {
   const std::string name = "GGUF tokenizer";
-  if (v.model != "gpt2") throw Error(name + ": tokenizer.ggml.model '" + v.model + "' is not byte-level BPE");
+  if (v.model != "gpt2")
+    throw Error(name + ": tokenizer.ggml.model '" + v.model + "' is not byte-level BPE");
   const char* regex = nullptr;
   bool llama3 = false, nfc = false;
   if (v.pre == "llama-bpe" || v.pre == "llama3") {
@@ -838,11 +878,12 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer_from_vocab(const Vocab& v) {
   } else if (v.pre == "gpt-2" || v.pre == "default" || v.pre.empty()) {
     regex = regex_patterns::kGpt2;
   } else {
-    throw Error(name + ": tokenizer.ggml.pre '" + v.pre + "' is not supported (known: llama-bpe, llama3, qwen2, gpt-2, default)");
+    throw Error(name + ": tokenizer.ggml.pre '" + v.pre +
+                "' is not supported (known: llama-bpe, llama3, qwen2, gpt-2, default)");
   }
   if (!v.types.empty() && v.types.size() != v.tokens.size())
-    throw Error(name + ": tokenizer.ggml.token_type has " + std::to_string(v.types.size()) + " entries for " +
-                std::to_string(v.tokens.size()) + " tokens");
+    throw Error(name + ": tokenizer.ggml.token_type has " + std::to_string(v.types.size()) +
+                " entries for " + std::to_string(v.tokens.size()) + " tokens");
   Pipeline p = byte_level_pipeline(name, regex);
   if (nfc) p.normalizer.add({NormalizerStep::Kind::Nfc, {}, nullptr});
   TokenMap vocab;
@@ -860,7 +901,8 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer_from_vocab(const Vocab& v) {
     const std::string& s = v.merges[i];
     const size_t sp = s.find(' ');
     if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-      throw Error(name + ": tokenizer.ggml.merges[" + std::to_string(i) + "] must be two tokens separated by one space");
+      throw Error(name + ": tokenizer.ggml.merges[" + std::to_string(i) +
+                  "] must be two tokens separated by one space");
     merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
   }
   BpeOptions opt;
@@ -874,9 +916,12 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer_from_vocab(const Vocab& v) {
     p.id_to_token[i] = v.tokens[i];
   }
   for (size_t i = 0; i < v.types.size(); ++i)
-    if (v.types[i] == TokenType::Unused || v.types[i] == TokenType::Unknown) p.kinds[i] = TokenKind::Silent;
+    if (v.types[i] == TokenType::Unused || v.types[i] == TokenType::Unknown)
+      p.kinds[i] = TokenKind::Silent;
   auto check_id = [&](int32_t id, const char* field) {
-    if (id >= v.size()) throw Error(name + ": tokenizer.ggml." + field + " " + std::to_string(id) + " is out of range");
+    if (id >= v.size())
+      throw Error(name + ": tokenizer.ggml." + field + " " + std::to_string(id) +
+                  " is out of range");
     return id < 0 ? -1 : id;
   };
   p.bos = check_id(v.bos_id, "bos_token_id");

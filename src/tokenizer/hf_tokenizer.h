@@ -17,11 +17,13 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path);
 
 // The same from text already in memory; `config_json` may be empty. `name`
 // is used in error messages.
-std::unique_ptr<Tokenizer> parse_hf_tokenizer(const std::string& tokenizer_json, const std::string& config_json,
+std::unique_ptr<Tokenizer> parse_hf_tokenizer(const std::string& tokenizer_json,
+                                              const std::string& config_json,
                                               const std::string& name = "tokenizer.json");
 
 // GPT-2's encoder.json (token -> id) and vocab.bpe (merges) texts.
-std::unique_ptr<Tokenizer> parse_gpt2_tokenizer(const std::string& encoder_json, const std::string& vocab_bpe);
+std::unique_ptr<Tokenizer> parse_gpt2_tokenizer(const std::string& encoder_json,
+                                                const std::string& vocab_bpe);
 
 // A byte-level BPE tokenizer from a GGUF vocabulary (model "gpt2"); the
 // pre-tokenizer regex follows tokenizer.ggml.pre: "llama-bpe"/"llama3"

@@ -13,7 +13,8 @@ namespace nucleus {
 
 namespace regex_patterns {
 // GPT-2 (also what the ByteLevel pre-tokenizer uses with use_regex).
-const char* const kGpt2 = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+const char* const kGpt2 =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 const char* const kLlama3 =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 const char* const kQwen2 =
@@ -21,7 +22,9 @@ const char* const kQwen2 =
 }  // namespace regex_patterns
 
 namespace {
-pcre2_code* as_code(const std::shared_ptr<void>& p) { return static_cast<pcre2_code*>(p.get()); }
+pcre2_code* as_code(const std::shared_ptr<void>& p) {
+  return static_cast<pcre2_code*>(p.get());
+}
 }  // namespace
 
 Regex::Regex(const std::string& pattern, bool literal, const std::string& where) {
@@ -30,8 +33,8 @@ Regex::Regex(const std::string& pattern, bool literal, const std::string& where)
   options |= literal ? PCRE2_LITERAL : PCRE2_UCP;
   int err = 0;
   PCRE2_SIZE err_offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options,
-                                   &err, &err_offset, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                   options, &err, &err_offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(err, buf, sizeof(buf));
@@ -46,7 +49,8 @@ Regex::Regex(const std::string& pattern, bool literal, const std::string& where)
   }
   // The JIT is an optimisation only; the interpreter gives the same matches.
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
-  code_ = std::shared_ptr<void>(code, [](void* c) { pcre2_code_free(static_cast<pcre2_code*>(c)); });
+  code_ =
+      std::shared_ptr<void>(code, [](void* c) { pcre2_code_free(static_cast<pcre2_code*>(c)); });
 }
 
 std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) const {
@@ -112,7 +116,8 @@ std::string Normalizer::apply(std::string_view text) const {
   return s;
 }
 
-std::vector<std::string> split_text(std::string_view text, const std::vector<std::pair<size_t, size_t>>& matches,
+std::vector<std::string> split_text(std::string_view text,
+                                    const std::vector<std::pair<size_t, size_t>>& matches,
                                     SplitBehavior behavior, bool invert) {
   struct Seg {
     size_t b, e;
@@ -186,15 +191,18 @@ std::vector<PreToken> PreTokenizer::apply(PreToken input) const {
     for (auto& piece : pieces) {
       const bool at_start = piece.at_start;
       auto emit = [&](std::vector<std::string> parts) {
-        for (size_t i = 0; i < parts.size(); ++i) next.push_back({std::move(parts[i]), at_start && i == 0});
+        for (size_t i = 0; i < parts.size(); ++i)
+          next.push_back({std::move(parts[i]), at_start && i == 0});
       };
       switch (step.kind) {
         case PreTokenizerStep::Kind::Split:
-          emit(split_text(piece.text, step.pattern->find_all(piece.text), step.behavior, step.invert));
+          emit(split_text(piece.text, step.pattern->find_all(piece.text), step.behavior,
+                          step.invert));
           break;
         case PreTokenizerStep::Kind::ByteLevel: {
           std::string text = std::move(piece.text);
-          if (step.add_prefix_space && !text.empty() && text[0] != ' ') text.insert(text.begin(), ' ');
+          if (step.add_prefix_space && !text.empty() && text[0] != ' ')
+            text.insert(text.begin(), ' ');
           std::vector<std::string> parts;
           if (step.pattern)
             parts = split_text(text, step.pattern->find_all(text), SplitBehavior::Isolated, false);
@@ -214,8 +222,10 @@ std::vector<PreToken> PreTokenizer::apply(PreToken input) const {
               text += c;
           }
           using P = PreTokenizerStep::Prepend;
-          const bool want_prefix = step.prepend == P::Always || (step.prepend == P::First && at_start);
-          if (want_prefix && !text.empty() && !text.starts_with(step.replacement)) text.insert(0, step.replacement);
+          const bool want_prefix =
+              step.prepend == P::Always || (step.prepend == P::First && at_start);
+          if (want_prefix && !text.empty() && !text.starts_with(step.replacement))
+            text.insert(0, step.replacement);
           if (step.split) {
             std::vector<std::pair<size_t, size_t>> matches;
             for (size_t pos = text.find(step.replacement); pos != std::string::npos;

@@ -68,7 +68,7 @@ struct PreTokenizerStep {
   bool add_prefix_space = false;  // ByteLevel
   std::string replacement;        // Metaspace (UTF-8 of one character)
   enum class Prepend { Always, First, Never } prepend = Prepend::Always;  // Metaspace
-  bool split = true;              // Metaspace
+  bool split = true;                                                      // Metaspace
 };
 
 class PreTokenizer {

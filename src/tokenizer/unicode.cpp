@@ -63,10 +63,11 @@ char32_t compose_pair(char32_t a, char32_t b) {
   if (a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0 && b > kTBase &&
       b < kTBase + kTCount)
     return a + (b - kTBase);
-  auto it = std::lower_bound(std::begin(kCompose), std::end(kCompose), std::pair{a, b},
-                             [](const ComposeEntry& e, const std::pair<char32_t, char32_t>& k) {
-                               return e.first < k.first || (e.first == k.first && e.second < k.second);
-                             });
+  auto it =
+      std::lower_bound(std::begin(kCompose), std::end(kCompose), std::pair{a, b},
+                       [](const ComposeEntry& e, const std::pair<char32_t, char32_t>& k) {
+                         return e.first < k.first || (e.first == k.first && e.second < k.second);
+                       });
   if (it != std::end(kCompose) && it->first == a && it->second == b) return it->composite;
   return 0;
 }
@@ -176,7 +177,8 @@ std::string nfc(std::string_view s) {
     }
     size_t j = i;
     while (j < cps.size() && ccc(cps[j]) != 0) ++j;
-    std::stable_sort(cps.begin() + static_cast<std::ptrdiff_t>(i), cps.begin() + static_cast<std::ptrdiff_t>(j),
+    std::stable_sort(cps.begin() + static_cast<std::ptrdiff_t>(i),
+                     cps.begin() + static_cast<std::ptrdiff_t>(j),
                      [&](char32_t a, char32_t b) { return ccc(a) < ccc(b); });
     i = j;
   }
