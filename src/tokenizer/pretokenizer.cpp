@@ -28,9 +28,12 @@ pcre2_code* as_code(const std::shared_ptr<void>& p) {
 }  // namespace
 
 Regex::Regex(const std::string& pattern, bool literal, const std::string& where) {
-  // PCRE2 refuses UCP together with LITERAL; a literal needs no classes.
-  uint32_t options = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
-  options |= literal ? PCRE2_LITERAL : PCRE2_UCP;
+  if (literal) {
+    if (pattern.empty()) throw Error(where + ": an empty string pattern would match everywhere");
+    literal_ = pattern;
+    return;
+  }
+  const uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
   int err = 0;
   PCRE2_SIZE err_offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -55,6 +58,12 @@ Regex::Regex(const std::string& pattern, bool literal, const std::string& where)
 
 std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) const {
   std::vector<std::pair<size_t, size_t>> out;
+  if (!code_) {
+    for (size_t pos = text.find(literal_); pos != std::string_view::npos;
+         pos = text.find(literal_, pos + literal_.size()))
+      out.emplace_back(pos, pos + literal_.size());
+    return out;
+  }
   pcre2_code* code = as_code(code_);
   std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
       pcre2_match_data_create_from_pattern(code, nullptr), &pcre2_match_data_free);

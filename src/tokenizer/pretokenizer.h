@@ -22,7 +22,8 @@ class Regex {
   std::string replace_all(std::string_view text, std::string_view replacement) const;
 
  private:
-  std::shared_ptr<void> code_;  // pcre2_code_8, freed by its deleter
+  std::shared_ptr<void> code_;  // pcre2_code_8, freed by its deleter; null for a literal
+  std::string literal_;         // plain strings are searched without PCRE2 (hot in decoding)
 };
 
 // The pre-tokenizer regexes of well-known byte-level BPE vocabularies.
