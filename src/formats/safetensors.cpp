@@ -102,7 +102,11 @@ SafetensorsFile read_safetensors(const std::string& path) {
             tw + "data_offsets entry " + o.dump() + " is not a non-negative integer");
     const uint64_t begin = offs[0].get<uint64_t>();
     const uint64_t end = offs[1].get<uint64_t>();
-    const std::string offs_str = "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
+    std::string offs_str = "[";
+    offs_str += std::to_string(begin);
+    offs_str += ", ";
+    offs_str += std::to_string(end);
+    offs_str += "]";
     check(begin <= end, tw + "data_offsets " + offs_str + " end before begin");
     check(end <= data_size, tw + "data_offsets " + offs_str + " beyond the data section of " +
                                 std::to_string(data_size) + " bytes");
