@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "formats/gguf.h"
 #include "formats/gguf_convert.h"
 #include "formats/hf_checkpoint.h"
 #include "formats/hf_vocab.h"
@@ -33,11 +34,19 @@ std::string meta(const ModelFile& m, const std::string& key) {
   return "";
 }
 
+// A vocabulary from a SentencePiece-BPE tokenizer.json or from a GGUF file.
+Vocab vocab_from(const std::string& path);
+
 // tokenizer_config.json beside a tokenizer.json supplies bos/eos and add_bos.
 std::string config_beside(const std::string& tokenizer_json) {
   const auto p = std::filesystem::path(tokenizer_json).parent_path() / "tokenizer_config.json";
   std::error_code ec;
   return std::filesystem::is_regular_file(p, ec) ? p.string() : std::string();
+}
+
+Vocab vocab_from(const std::string& path) {
+  if (path.ends_with(".gguf")) return read_gguf_vocab(path);
+  return read_spm_vocab_from_tokenizer_json(path, config_beside(path));
 }
 
 int run_convert(const ConvertArgs& a) {
@@ -52,8 +61,7 @@ int run_convert(const ConvertArgs& a) {
     const RandomModelSpec spec = parse_random_spec(a.random);
     std::unique_ptr<Vocab> vocab;
     if (!a.vocab_from.empty())
-      vocab = std::make_unique<Vocab>(
-          read_spm_vocab_from_tokenizer_json(a.vocab_from, config_beside(a.vocab_from)));
+      vocab = std::make_unique<Vocab>(vocab_from(a.vocab_from));
     write_random_gguf(spec, a.output, opt, a.seed, vocab.get());
   } else {
     check(!a.input.empty(), "convert: missing input checkpoint directory (or --random SHAPE)");
@@ -63,7 +71,7 @@ int run_convert(const ConvertArgs& a) {
     const std::string tok = !a.vocab_from.empty() ? a.vocab_from : meta(model, "hf.tokenizer_json");
     if (!a.no_vocab) {
       check(!tok.empty(), a.input + ": no tokenizer.json (give --vocab-from FILE or --no-vocab)");
-      model.vocab = read_spm_vocab_from_tokenizer_json(tok, config_beside(tok));
+      model.vocab = vocab_from(tok);
     }
     write_gguf(model, a.output, opt);
   }
@@ -91,7 +99,7 @@ Command add_convert(CLI::App& app) {
                   "dim=..,layers=..,heads=..,kv_heads=..,ffn=..,vocab=..,ctx=..");
   sub->add_option("--seed", args->seed, "seed of the random weights")->capture_default_str();
   sub->add_option("--vocab-from", args->vocab_from,
-                  "SentencePiece-BPE tokenizer.json to take the vocabulary from");
+                  "vocabulary source: a SentencePiece-BPE tokenizer.json or a .gguf file");
   sub->add_option("--name", args->name, "general.name (default: the directory's name)");
   sub->add_flag("--no-vocab", args->no_vocab, "write no tokenizer metadata");
   sub->add_option("-t,--threads", args->threads, "threads (0 = all)")->capture_default_str();

@@ -7,6 +7,7 @@
 #include <map>
 #include <thread>
 
+#include "formats/gguf.h"
 #include "kernels/dtype.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -302,6 +303,83 @@ void write_gguf(const ModelFile& model, const std::string& out_path,
   add_model_metadata(w, c, opt.type, opt.name);
   if (!model.vocab.empty()) add_vocab_metadata(w, model.vocab, c);
   for (const OutTensor& t : out) w.add_tensor(t.name, t.type, t.shape);
+  w.begin(out_path);
+  write_tensors(w, out, opt.threads);
+  w.finish();
+}
+
+namespace {
+
+template <typename T>
+void put_pod(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+
+// GGUF's byte layout of a value's payload (without its type tag).
+void encode_value(const GgufValue& v, std::string& out) {
+  switch (v.type) {
+    case GgufType::U8: put_pod(out, static_cast<uint8_t>(v.u)); return;
+    case GgufType::I8: put_pod(out, static_cast<int8_t>(v.i)); return;
+    case GgufType::U16: put_pod(out, static_cast<uint16_t>(v.u)); return;
+    case GgufType::I16: put_pod(out, static_cast<int16_t>(v.i)); return;
+    case GgufType::U32: put_pod(out, static_cast<uint32_t>(v.u)); return;
+    case GgufType::I32: put_pod(out, static_cast<int32_t>(v.i)); return;
+    case GgufType::U64: put_pod(out, v.u); return;
+    case GgufType::I64: put_pod(out, v.i); return;
+    case GgufType::F32: put_pod(out, static_cast<float>(v.f)); return;
+    case GgufType::F64: put_pod(out, v.f); return;
+    case GgufType::Bool: put_pod(out, static_cast<uint8_t>(v.u != 0 || v.i != 0)); return;
+    case GgufType::String:
+      put_pod(out, static_cast<uint64_t>(v.s.size()));
+      out += v.s;
+      return;
+    case GgufType::Array:
+      put_pod(out, static_cast<uint32_t>(v.elem_type));
+      put_pod(out, static_cast<uint64_t>(v.items.size()));
+      for (const GgufValue& item : v.items) encode_value(item, out);
+      return;
+  }
+  throw Error("GGUF writer: cannot encode metadata of unknown type");
+}
+
+}  // namespace
+
+void requantize_gguf(const std::string& in_path, const std::string& out_path,
+                     const GgufConvertOptions& opt) {
+  const GgufFile in(in_path);
+  GgufWriter w;
+  for (const auto& [key, value] : in.metadata()) {
+    // The writer always uses 32-byte alignment; file_type describes the new tensors.
+    if (key == "general.file_type" || key == "general.alignment") continue;
+    std::string payload;
+    encode_value(value, payload);
+    w.add_encoded(key, static_cast<uint32_t>(value.type), payload);
+  }
+  w.add_u32("general.file_type", gguf_file_type(opt.type));
+
+  std::vector<OutTensor> out;
+  for (const GgufTensorInfo& info : in.tensor_infos()) {
+    const TensorView v = in.view(info);
+    OutTensor t;
+    t.name = v.name;
+    t.shape = v.shape;
+    // 1-D tensors keep their type here: the source may be anything GGUF allows.
+    t.type = v.shape.size() == 2 ? gguf_output_type(v, opt.type) : v.type;
+    if (t.type == v.type) {
+      t.copy_from = v.data;
+    } else {
+      const DType st = v.type;
+      const uint8_t* data = v.data;
+      const int64_t cols = v.shape[0];
+      const size_t in_rb = row_bytes(st, cols);
+      t.row = [st, data, cols, in_rb](int64_t r, float* dst) {
+        kernels::dequantize_row(st, data + static_cast<size_t>(r) * in_rb, dst, cols);
+      };
+    }
+    out.push_back(std::move(t));
+  }
+  for (const OutTensor& t : out) w.add_tensor(t.name, t.type, t.shape);
+  check(out_path != in_path, in_path + ": quantize would overwrite its own input");
   w.begin(out_path);
   write_tensors(w, out, opt.threads);
   w.finish();

@@ -36,6 +36,13 @@ DType gguf_output_type(const TensorView& source, DType requested);
 void write_gguf(const ModelFile& model, const std::string& out_path,
                 const GgufConvertOptions& options);
 
+// `nucleus quantize`: rewrites a GGUF file with its quantizable tensors in
+// `options.type` (dequantize, then quantize_row; see gguf_output_type). All
+// metadata is copied unchanged except general.file_type; tensor order and
+// names are kept.
+void requantize_gguf(const std::string& in_path, const std::string& out_path,
+                     const GgufConvertOptions& options);
+
 struct RandomModelSpec {
   std::string name;
   int64_t dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, ffn_dim = 0;

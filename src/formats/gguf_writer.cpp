@@ -53,6 +53,12 @@ void GgufWriter::add_kv(const std::string& key, uint32_t type, const void* raw, 
   put_raw(kv_bytes_, raw, n);
 }
 
+void GgufWriter::add_encoded(const std::string& key, uint32_t type, const std::string& payload) {
+  check(type <= kF64, "GGUF writer: metadata '" + key + "' has unknown type id " +
+                          std::to_string(type));
+  add_kv(key, type, payload.data(), payload.size());
+}
+
 void GgufWriter::add_u8(const std::string& k, uint8_t v) { add_kv(k, kU8, &v, 1); }
 void GgufWriter::add_i8(const std::string& k, int8_t v) { add_kv(k, kI8, &v, 1); }
 void GgufWriter::add_u16(const std::string& k, uint16_t v) { add_kv(k, kU16, &v, 2); }

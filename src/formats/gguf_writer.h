@@ -46,6 +46,9 @@ class GgufWriter {
   void add_f32_array(const std::string& key, const std::vector<float>& v);
   void add_i32_array(const std::string& key, const std::vector<int32_t>& v);
   void add_u32_array(const std::string& key, const std::vector<uint32_t>& v);
+  // A value of GGUF type id `type` already encoded in GGUF's byte layout
+  // (used to copy metadata from another file unchanged).
+  void add_encoded(const std::string& key, uint32_t type, const std::string& payload);
   bool has_key(const std::string& key) const;
 
   // shape in ggml order (shape[0] contiguous); shape[0] must be a multiple of
