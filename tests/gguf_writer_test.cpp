@@ -11,6 +11,7 @@
 #include "formats/gguf.h"
 #include "formats/gguf_convert.h"
 #include "formats/gguf_writer.h"
+#include "formats/random_normal.h"
 #include "formats/hf_checkpoint.h"
 #include "formats/hf_vocab.h"
 #include "hf_test_util.h"
@@ -401,7 +402,14 @@ TEST(GgufWriter, RandomModelIsDeterministicAndNormal) {
   const double mean = s / n, sd = std::sqrt(s2 / n - mean * mean);
   EXPECT_LT(std::fabs(mean), 0.00072);
   EXPECT_NEAR(sd, 0.02, 0.0006);
-  EXPECT_EQ(x[5], 0.02f * random_normal(7, 0, 5));
+  // The file's samples (8-wide AVX2 path) equal the scalar definition.
+  int64_t mismatches = 0;
+  for (int64_t i = 0; i < n; ++i) mismatches += x[i] != 0.02f * random_normal(7, 0, static_cast<uint64_t>(i));
+  EXPECT_EQ(mismatches, 0);
+  // And starting mid-stream (odd offset, ragged tail) changes nothing.
+  std::vector<float> part(101);
+  normal_fill(normal_stream(7, 0), 333, 101, 0.02f, part.data());
+  for (int i = 0; i < 101; ++i) EXPECT_EQ(part[i], x[333 + i]) << i;
 
   // A real vocabulary replaces the synthetic one.
   const Vocab v = read_spm_vocab_from_tokenizer_json(kStoriesHf + "/tokenizer.json", "");

@@ -14,9 +14,19 @@
 
 namespace nucleus::hftest {
 
+// Removes this process's scratch directories when the test binary exits.
+struct ScratchRoot {
+  std::filesystem::path path = std::filesystem::temp_directory_path() /
+                               ("nucleus_hf_test_" + std::to_string(::getpid()));
+  ~ScratchRoot() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
 inline std::string scratch_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("nucleus_hf_test_" + std::to_string(::getpid()) + "_" + name);
+  static ScratchRoot root;
+  const auto dir = root.path / name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();

@@ -177,7 +177,7 @@ TEST(HfBadInput, ShapeDisagreesWithConfig) {
   tensors[9].shape = {63, 32};  // gate_proj
   const std::string dir = write_checkpoint("shape", tiny_config(), tensors);
   expect_error([&] { load_hf_checkpoint(dir); },
-               {"model.safetensors", "model.layers.0.mlp.gate_proj.weight", "[32, 63]", "[32, 64]"});
+               {"model.safetensors", "model.layers.0.mlp.gate_proj.weight", "[63, 32]", "[64, 32]"});
 }
 
 TEST(HfBadInput, UnknownOrExtraTensor) {

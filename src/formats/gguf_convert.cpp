@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "formats/gguf.h"
+#include "formats/random_normal.h"
 #include "kernels/dtype.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -478,57 +479,6 @@ Vocab synthetic_vocab(int64_t n) {
   return v;
 }
 
-namespace {
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
-constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
-
-uint64_t stream_key(uint64_t seed, uint64_t stream) { return mix64(seed ^ mix64((stream + 1) * kGolden)); }
-
-// The two normals of pair p of a stream.
-inline void normal_pair(uint64_t key, uint64_t p, float* z0, float* z1) {
-  const uint64_t h = mix64(key + (p + 1) * kGolden);
-  // 24-bit uniforms; u1 in (0, 1] keeps the logarithm finite.
-  const float u1 = static_cast<float>((h >> 40) + 1) * (1.0f / 16777216.0f);
-  const float u2 = static_cast<float>(h & 0xffffff) * (1.0f / 16777216.0f);
-  const float r = std::sqrt(-2.0f * std::log(u1));
-  const float theta = 6.28318530717958647692f * u2;
-  *z0 = r * std::cos(theta);
-  *z1 = r * std::sin(theta);
-}
-
-void normal_fill(uint64_t key, uint64_t first, int64_t n, float scale, float* dst) {
-  int64_t i = 0;
-  float z0, z1;
-  if (n > 0 && (first & 1)) {
-    normal_pair(key, first >> 1, &z0, &z1);
-    dst[i++] = z1 * scale;
-  }
-  for (; i + 1 < n; i += 2) {
-    normal_pair(key, (first + static_cast<uint64_t>(i)) >> 1, &z0, &z1);
-    dst[i] = z0 * scale;
-    dst[i + 1] = z1 * scale;
-  }
-  if (i < n) {
-    normal_pair(key, (first + static_cast<uint64_t>(i)) >> 1, &z0, &z1);
-    dst[i] = z0 * scale;
-  }
-}
-}  // namespace
-
-float random_normal(uint64_t seed, uint64_t stream, uint64_t index) {
-  float z0, z1;
-  normal_pair(stream_key(seed, stream), index >> 1, &z0, &z1);
-  return (index & 1) ? z1 : z0;
-}
-
 void write_random_gguf(const RandomModelSpec& spec_in, const std::string& out_path,
                        const GgufConvertOptions& opt, uint64_t seed, const Vocab* vocab) {
   RandomModelSpec spec = spec_in;
@@ -585,7 +535,7 @@ void write_random_gguf(const RandomModelSpec& spec_in, const std::string& out_pa
     if (s.norm) {
       t.row = [cols](int64_t, float* dst) { std::fill(dst, dst + cols, 1.0f); };
     } else {
-      const uint64_t key = stream_key(seed, i);
+      const NormalStream key = normal_stream(seed, i);
       t.row = [key, cols](int64_t r, float* dst) {
         normal_fill(key, static_cast<uint64_t>(r) * static_cast<uint64_t>(cols), cols, 0.02f, dst);
       };

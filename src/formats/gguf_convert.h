@@ -59,11 +59,8 @@ RandomModelSpec parse_random_spec(const std::string& shape);
 // the 256 byte tokens (as many as fit), then "▁tok<id>".
 Vocab synthetic_vocab(int64_t n);
 
-// One N(0, 1) sample: Box-Muller on a counter-based hash of (seed, stream,
-// pair index), so any element can be produced independently and in parallel.
-float random_normal(uint64_t seed, uint64_t stream, uint64_t index);
-
-// Writes a model of the given shape with N(0, 0.02) weights (norms = 1),
+// Writes a model of the given shape with N(0, 0.02) weights (norms = 1): the
+// tensor number k in file order uses random_normal(seed, k, element index),
 // streamed tensor by tensor. vocab may be null (synthetic tokens); a real
 // vocabulary larger than spec.vocab_size widens the model to fit it.
 void write_random_gguf(const RandomModelSpec& spec, const std::string& out_path,

@@ -334,9 +334,13 @@ ModelFile load_hf_checkpoint(const std::string& dir) {
       check(exp != expected.end(), shard_path + ": tensor '" + hf_name +
                                        "' does not belong to a model with this config.json (" +
                                        std::to_string(cfg.n_layers) + " layers)");
-      check(view.shape == exp->second,
-            shard_path + ": tensor '" + hf_name + "' has shape " + view.shape_str() +
-                " (ggml order) but config.json implies " + shape_str(exp->second));
+      if (view.shape != exp->second) {
+        // Report in the checkpoint's own row-major order.
+        std::vector<int64_t> have(view.shape.rbegin(), view.shape.rend());
+        std::vector<int64_t> want(exp->second.rbegin(), exp->second.rend());
+        throw Error(shard_path + ": tensor '" + hf_name + "' has shape " + shape_str(have) +
+                    " but config.json implies " + shape_str(want));
+      }
       check(!model.tensors.contains(name), shard_path + ": tensor '" + hf_name +
                                                "' appears twice (also in " + source_of[name] +
                                                ")");
