@@ -438,3 +438,83 @@ TEST(GgufWriter, RandomSpecs) {
 
 }  // namespace
 }  // namespace nucleus
+
+namespace nucleus {
+namespace {
+
+using namespace hftest;
+
+// Qwen2: q/k/v biases; the q and k biases follow their rows' permutation.
+TEST(GgufWriter, Qwen2BiasesArePermutedWithTheirRows) {
+  auto cfg = tiny_config();
+  cfg["architectures"] = {"Qwen2ForCausalLM"};
+  auto tensors = tiny_tensors();
+  std::vector<float> qb(32), kb(16), vb(16);
+  for (int i = 0; i < 32; ++i) qb[i] = static_cast<float>(i);
+  for (int i = 0; i < 16; ++i) kb[i] = 100.0f + static_cast<float>(i), vb[i] = 200.0f + static_cast<float>(i);
+  tensors.push_back({"model.layers.0.self_attn.q_proj.bias", "F32", {32}, qb});
+  tensors.push_back({"model.layers.0.self_attn.k_proj.bias", "F32", {16}, kb});
+  tensors.push_back({"model.layers.0.self_attn.v_proj.bias", "F32", {16}, vb});
+  const ModelFile hf = load_hf_checkpoint(write_checkpoint("qwen2conv", cfg, tensors));
+  const std::string out = scratch_dir("qwen2out") + "/q.gguf";
+  GgufConvertOptions opt;
+  write_gguf(hf, out, opt);
+  const ModelFile m = read_gguf(out);
+  EXPECT_TRUE(m.config.attn_bias);
+  const auto* q = reinterpret_cast<const float*>(m.get("blk.0.attn_q.bias").data);
+  const auto* k = reinterpret_cast<const float*>(m.get("blk.0.attn_k.bias").data);
+  const auto* v = reinterpret_cast<const float*>(m.get("blk.0.attn_v.bias").data);
+  // head_dim 16: element 2i+j of a head comes from HF element j*8 + i.
+  // q head 0: 0, 8, 1, 9, ...; head 1 starts at 16: 16, 24, 17, 25, ...
+  EXPECT_EQ(q[0], 0.0f);
+  EXPECT_EQ(q[1], 8.0f);
+  EXPECT_EQ(q[2], 1.0f);
+  EXPECT_EQ(q[15], 15.0f);
+  EXPECT_EQ(q[16], 16.0f);
+  EXPECT_EQ(q[17], 24.0f);
+  EXPECT_EQ(k[1], 108.0f);
+  EXPECT_EQ(k[14], 107.0f);
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(v[i], 200.0f + static_cast<float>(i));  // V is not rotated
+}
+
+TEST(GgufWriter, ByteLevelVocabulary) {
+  const std::string dir = scratch_dir("bytelevel");
+  const nlohmann::json tok = {
+      {"model", {{"type", "BPE"},
+                 {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}, {"\xc4\xa0", 3}}},
+                 {"merges", nlohmann::json::array({nlohmann::json::array({"a", "b"})})}}},
+      {"added_tokens", {{{"id", 4}, {"content", "<|begin_of_text|>"}, {"special", true}},
+                        {{"id", 5}, {"content", "<tool>"}, {"special", false}}}},
+      {"pre_tokenizer", {{"type", "Sequence"},
+                         {"pretokenizers", {{{"type", "ByteLevel"}, {"add_prefix_space", false}}}}}},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                    {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}}}};
+  write_file(dir + "/tokenizer.json", tok.dump());
+  const Vocab v = read_vocab_from_tokenizer_json(dir + "/tokenizer.json", "");
+  EXPECT_EQ(v.model, "gpt2");
+  EXPECT_EQ(v.pre, "llama-bpe");
+  EXPECT_EQ(v.tokens, (std::vector<std::string>{"a", "b", "ab", "\xc4\xa0", "<|begin_of_text|>", "<tool>"}));
+  EXPECT_EQ(v.types, (std::vector<TokenType>{TokenType::Normal, TokenType::Normal, TokenType::Normal,
+                                             TokenType::Normal, TokenType::Control, TokenType::UserDefined}));
+  EXPECT_TRUE(v.scores.empty());
+  EXPECT_EQ(v.merges, std::vector<std::string>{"a b"});
+  EXPECT_TRUE(v.add_bos);
+  EXPECT_EQ(v.bos_id, 4);
+  // The SentencePiece reader refuses it with a reason.
+  EXPECT_THROW(read_spm_vocab_from_tokenizer_json(dir + "/tokenizer.json", ""), Error);
+  // Written into a GGUF, the reader sees the same vocabulary.
+  GgufConvertOptions opt;
+  write_random_gguf(parse_random_spec("dim=32,layers=1,heads=1,ffn=32,vocab=6,ctx=16"),
+                    dir + "/r.gguf", opt, 1, &v);
+  const ModelFile m = read_gguf(dir + "/r.gguf");
+  EXPECT_EQ(m.vocab.model, "gpt2");
+  EXPECT_EQ(m.vocab.pre, "llama-bpe");
+  EXPECT_EQ(m.vocab.tokens, v.tokens);
+  EXPECT_EQ(m.vocab.merges, v.merges);
+  EXPECT_EQ(m.vocab.bos_id, 4);
+}
+
+}  // namespace
+}  // namespace nucleus

@@ -46,7 +46,7 @@ std::string config_beside(const std::string& tokenizer_json) {
 
 Vocab vocab_from(const std::string& path) {
   if (path.ends_with(".gguf")) return read_gguf_vocab(path);
-  return read_spm_vocab_from_tokenizer_json(path, config_beside(path));
+  return read_vocab_from_tokenizer_json(path, config_beside(path));
 }
 
 int run_convert(const ConvertArgs& a) {
@@ -99,7 +99,7 @@ Command add_convert(CLI::App& app) {
                   "dim=..,layers=..,heads=..,kv_heads=..,ffn=..,vocab=..,ctx=..");
   sub->add_option("--seed", args->seed, "seed of the random weights")->capture_default_str();
   sub->add_option("--vocab-from", args->vocab_from,
-                  "vocabulary source: a SentencePiece-BPE tokenizer.json or a .gguf file");
+                  "vocabulary source: a tokenizer.json (SentencePiece-BPE or byte-level BPE) or a .gguf file");
   sub->add_option("--name", args->name, "general.name (default: the directory's name)");
   sub->add_flag("--no-vocab", args->no_vocab, "write no tokenizer metadata");
   sub->add_option("-t,--threads", args->threads, "threads (0 = all)")->capture_default_str();

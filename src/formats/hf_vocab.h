@@ -22,4 +22,14 @@ namespace nucleus {
 Vocab read_spm_vocab_from_tokenizer_json(const std::string& tokenizer_json_path,
                                          const std::string& tokenizer_config_path);
 
+// Either kind: SentencePiece-BPE as above, or byte-level BPE (GPT-2 style:
+// Llama 3, Qwen2) as a "gpt2" vocabulary: tokens, types (special added tokens
+// Control, other added tokens UserDefined, the rest Normal), no scores,
+// merges as "a b", and tokenizer.ggml.pre guessed from the special tokens
+// ("llama-bpe" with <|begin_of_text|>, "qwen2" with <|im_start|>, else
+// "default"). BOS is added when tokenizer_config.json says add_bos_token or,
+// absent that, when the post-processor template starts with a special token.
+Vocab read_vocab_from_tokenizer_json(const std::string& tokenizer_json_path,
+                                     const std::string& tokenizer_config_path);
+
 }  // namespace nucleus
