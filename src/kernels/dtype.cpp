@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "util/error.h"
 
@@ -73,7 +74,24 @@ uint16_t fp32_to_bf16(float f) {
   return static_cast<uint16_t>((x + (0x7fff + ((x >> 16) & 1))) >> 16);
 }
 
+namespace {
+void check_whole_blocks(const char* what, DType t, int64_t n) {
+  const int64_t be = dtype_info(t).block_elems;
+  if (n < 0 || n % be != 0) {
+    std::string msg = what;
+    msg += ": row length ";
+    msg += std::to_string(n);
+    msg += " is not a multiple of the ";
+    msg += dtype_name(t);
+    msg += " block size ";
+    msg += std::to_string(be);
+    throw Error(msg);
+  }
+}
+}  // namespace
+
 void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
+  check_whole_blocks("dequantize_row", t, n);
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, static_cast<size_t>(n) * 4);
@@ -112,6 +130,7 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
 }
 
 void quantize_row(DType t, const float* src, void* dst, int64_t n) {
+  check_whole_blocks("quantize_row", t, n);
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, static_cast<size_t>(n) * 4);
