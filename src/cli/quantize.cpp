@@ -25,8 +25,7 @@ int run_quantize(const QuantizeArgs& a) {
   opt.threads = a.threads;
   const auto t0 = std::chrono::steady_clock::now();
   requantize_gguf(a.input, a.output, opt);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::error_code ec;
   const auto size = std::filesystem::file_size(a.output, ec);
   std::fprintf(stderr, "wrote %s (%.1f MiB, %s) in %.2f s\n", a.output.c_str(),
