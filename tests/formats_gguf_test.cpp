@@ -99,7 +99,10 @@ TEST(Gguf, TypedLookups) {
   EXPECT_THROW(g.get_int("general.architecture"), Error);  // string, not integer
   EXPECT_THROW(g.get_bool("llama.block_count"), Error);
   EXPECT_THROW(g.get_string_array("tokenizer.ggml.scores"), Error);
-  EXPECT_EQ(g.get_array("tokenizer.ggml.tokens").items.size(), 512u);
+  EXPECT_EQ(g.get_array("tokenizer.ggml.tokens").size(), 512u);
+  EXPECT_EQ(g.get_array("tokenizer.ggml.scores").floats.size(), 512u);
+  EXPECT_EQ(g.get_int_array("tokenizer.ggml.token_type")[3], 6);  // <0x00> is a byte token (GGUF type 6)
+  EXPECT_THROW(g.get_int_array("tokenizer.ggml.scores"), Error);
   EXPECT_EQ(g.get_float_array("tokenizer.ggml.scores").size(), 512u);
   EXPECT_EQ(g.tensor_infos().size(), 48u);
   try {
@@ -149,7 +152,7 @@ TEST(Gguf, Llama2VocabMatchesLlama2cTokenizer) {
   // vocab GGUF and llama2.c's tokenizer.bin. After llama2.c's text convention is
   // undone they must agree token for token, score for score.
   const Vocab g = read_gguf_vocab(kData + "ggml-vocab-llama-spm.gguf");
-  const Vocab b = read_llama2c_vocab(kData + "tokenizer.bin", 32000);
+  const Vocab b = read_llama2c_vocab(kData + "llama2_tokenizer.bin", 32000);
   ASSERT_EQ(g.size(), b.size());
   int64_t token_diff = 0, score_diff = 0, type_diff = 0;
   for (int64_t i = 0; i < g.size(); ++i) {
@@ -161,7 +164,7 @@ TEST(Gguf, Llama2VocabMatchesLlama2cTokenizer) {
   EXPECT_EQ(score_diff, 0);
   // Known, documented difference: none expected for Llama 2 (all pieces >= 259 are normal).
   EXPECT_EQ(type_diff, 0);
-  EXPECT_EQ(b.size(), read_llama2c_vocab(kData + "tokenizer.bin", 0).size());
+  EXPECT_EQ(b.size(), read_llama2c_vocab(kData + "llama2_tokenizer.bin", 0).size());
 }
 
 TEST(Gguf, BuiltTinyModelRoundTrip) {
@@ -182,6 +185,40 @@ TEST(Gguf, BuiltTinyModelRoundTrip) {
   EXPECT_EQ(x[2], 0.5f);
   EXPECT_EQ(m.vocab.tokens[3], "\xe2\x96\x81" "a");
   EXPECT_EQ(m.vocab.scores[3], -1.0f);
+}
+
+TEST(Gguf, QuantizedTensorSizes) {
+  // Block layouts (formats/tensor.h): Q8_0 = 34 bytes per 32 elements, Q4_0 =
+  // 18, F16/BF16 = 2 bytes per element.
+  testing::GgufBuilder g;
+  struct Spec {
+    const char* name;
+    uint32_t type;
+    std::vector<uint64_t> ne;
+    size_t bytes;
+  };
+  const std::vector<Spec> specs = {{"q8", 8, {64, 3}, 3 * 2 * 34},
+                                   {"q4", 2, {32, 5}, 5 * 18},
+                                   {"bf", 30, {8, 2, 2}, 8 * 2 * 2 * 2},
+                                   {"h", 1, {4, 1, 1, 3}, 4 * 3 * 2}};
+  for (const Spec& s : specs) {
+    testing::GgufBuilder::Tensor t;
+    t.name = s.name;
+    t.type = s.type;
+    t.ne = s.ne;
+    t.data.assign(s.bytes, 0x5a);
+    g.tensors.push_back(t);
+  }
+  const std::vector<uint8_t> bytes = g.build();
+  const GgufFile f("quant.gguf", bytes);
+  ASSERT_EQ(f.tensor_infos().size(), specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const TensorView v = f.view(f.tensor_infos()[i]);
+    EXPECT_EQ(static_cast<uint32_t>(v.type), specs[i].type);
+    EXPECT_EQ(v.nbytes, specs[i].bytes) << specs[i].name;
+    EXPECT_EQ(v.data[0], 0x5a);
+    EXPECT_EQ(v.data[v.nbytes - 1], 0x5a);
+  }
 }
 
 }  // namespace

@@ -128,7 +128,7 @@ TEST(Llama2c, SeparateClassifier) {
 }
 
 TEST(Llama2c, Llama2TokenizerBin) {
-  const Vocab v = read_llama2c_vocab(kData + "tokenizer.bin", 32000);
+  const Vocab v = read_llama2c_vocab(kData + "llama2_tokenizer.bin", 32000);
   ASSERT_EQ(v.size(), 32000);
   EXPECT_EQ(v.tokens[0], "<unk>");
   EXPECT_EQ(v.tokens[1], "<s>");
@@ -138,8 +138,8 @@ TEST(Llama2c, Llama2TokenizerBin) {
   // Token 29871 is SentencePiece's lone "▁" (llama2.c stores it as " ").
   EXPECT_EQ(v.tokens[29871], "\xe2\x96\x81");
   // A 32000-token tokenizer is not a 512-token one.
-  EXPECT_THROW(read_llama2c_vocab(kData + "tokenizer.bin", 512), Error);
-  EXPECT_THROW(read_llama2c_vocab(kData + "tokenizer.bin", 32001), Error);
+  EXPECT_THROW(read_llama2c_vocab(kData + "llama2_tokenizer.bin", 512), Error);
+  EXPECT_THROW(read_llama2c_vocab(kData + "llama2_tokenizer.bin", 32001), Error);
 }
 
 }  // namespace

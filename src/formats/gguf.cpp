@@ -14,6 +14,11 @@ constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" read as little-endian u32
 // file from exhausting the stack through recursion.
 constexpr int kMaxArrayDepth = 8;
 constexpr uint32_t kMaxDims = 4;
+// Decoded metadata may not exceed this much memory: a hostile file could
+// otherwise turn a long array of 1-byte elements into many times its size.
+// Real vocabularies (256k tokens with scores, types and merges) need well
+// under a tenth of it.
+constexpr uint64_t kMetadataBudget = uint64_t{1} << 30;
 
 std::string num(uint64_t v) { return std::to_string(v); }
 
@@ -88,7 +93,30 @@ class Cursor {
   const std::string& path_;
 };
 
-void read_value(Cursor& in, GgufType type, GgufValue& v, const std::string& what, int depth) {
+bool integer_type(GgufType t) {
+  switch (t) {
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::U16:
+    case GgufType::I16:
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::U64:
+    case GgufType::I64: return true;
+    default: return false;
+  }
+}
+
+void spend(Cursor& in, uint64_t& budget, uint64_t bytes, const std::string& what) {
+  if (bytes > budget) {
+    in.fail(what + ": metadata would take more than " + num(kMetadataBudget >> 20) +
+            " MiB of memory once decoded");
+  }
+  budget -= bytes;
+}
+
+void read_value(Cursor& in, GgufType type, GgufValue& v, const std::string& what, int depth,
+                uint64_t& budget) {
   v.type = type;
   switch (type) {
     case GgufType::U8: v.u = in.read<uint8_t>(what); v.i = static_cast<int64_t>(v.u); break;
@@ -111,7 +139,10 @@ void read_value(Cursor& in, GgufType type, GgufValue& v, const std::string& what
       v.i = b;
       break;
     }
-    case GgufType::String: v.s = in.read_string(what); break;
+    case GgufType::String:
+      v.s = in.read_string(what);
+      spend(in, budget, v.s.size(), what);
+      break;
     case GgufType::Array: {
       if (depth >= kMaxArrayDepth) {
         in.fail(what + ": arrays nested deeper than " + std::to_string(kMaxArrayDepth) + " levels");
@@ -127,8 +158,27 @@ void read_value(Cursor& in, GgufType type, GgufValue& v, const std::string& what
         in.fail(msg);
       }
       v.elem_type = static_cast<GgufType>(et);
-      v.items.resize(static_cast<size_t>(count));
-      for (GgufValue& item : v.items) read_value(in, v.elem_type, item, what, depth + 1);
+      const size_t n = static_cast<size_t>(count);
+      GgufValue scratch;
+      if (v.elem_type == GgufType::String || v.elem_type == GgufType::Array) {
+        spend(in, budget, count * sizeof(GgufValue), what);
+        v.items.resize(n);
+        for (GgufValue& item : v.items) read_value(in, v.elem_type, item, what, depth + 1, budget);
+      } else if (v.elem_type == GgufType::F32 || v.elem_type == GgufType::F64) {
+        spend(in, budget, count * sizeof(double), what);
+        v.floats.resize(n);
+        for (double& x : v.floats) {
+          read_value(in, v.elem_type, scratch, what, depth + 1, budget);
+          x = scratch.f;
+        }
+      } else {
+        spend(in, budget, count * sizeof(int64_t), what);
+        v.ints.resize(n);
+        for (int64_t& x : v.ints) {
+          read_value(in, v.elem_type, scratch, what, depth + 1, budget);
+          x = scratch.i;
+        }
+      }
       break;
     }
     default: in.fail(what + ": unknown value type " + num(static_cast<uint32_t>(type)));
@@ -179,19 +229,7 @@ const char* gguf_type_name(GgufType t) {
   return "unknown";
 }
 
-bool GgufValue::is_integer() const {
-  switch (type) {
-    case GgufType::U8:
-    case GgufType::I8:
-    case GgufType::U16:
-    case GgufType::I16:
-    case GgufType::U32:
-    case GgufType::I32:
-    case GgufType::U64:
-    case GgufType::I64: return true;
-    default: return false;
-  }
-}
+bool GgufValue::is_integer() const { return integer_type(type); }
 
 std::string GgufValue::to_string(size_t max_items) const {
   switch (type) {
@@ -213,20 +251,26 @@ std::string GgufValue::to_string(size_t max_items) const {
     case GgufType::String: return escape(s);
     case GgufType::Array: {
       std::string out = "[";
-      for (size_t k = 0; k < items.size() && k < max_items; ++k) {
+      const size_t n = size();
+      for (size_t k = 0; k < n && k < max_items; ++k) {
         if (k) out += ", ";
-        if (items[k].type == GgufType::String) {
-          out += '"';
+        if (!items.empty()) {
+          if (items[k].type == GgufType::String) out += '"';
           out += items[k].to_string(max_items);
-          out += '"';
+          if (items[k].type == GgufType::String) out += '"';
         } else {
-          out += items[k].to_string(max_items);
+          GgufValue e;
+          e.type = elem_type;
+          e.i = ints.empty() ? 0 : ints[k];
+          e.u = static_cast<uint64_t>(e.i);
+          e.f = floats.empty() ? 0.0 : floats[k];
+          out += e.to_string(max_items);
         }
       }
-      if (items.size() > max_items) out += ", ...";
+      if (n > max_items) out += ", ...";
       out += "]";
-      if (items.size() > max_items) {
-        out += " (" + std::to_string(items.size()) + " ";
+      if (n > max_items) {
+        out += " (" + std::to_string(n) + " ";
         out += gguf_type_name(elem_type);
         out += ")";
       }
@@ -238,9 +282,19 @@ std::string GgufValue::to_string(size_t max_items) const {
 
 GgufFile::GgufFile(const std::string& path) : path_(path) {
   file_ = std::make_shared<MappedFile>(path);
-  const uint8_t* base = file_->data();
-  const size_t size = file_->size();
-  Cursor in(base, size, path_);
+  base_ = file_->data();
+  size_ = file_->size();
+  parse();
+}
+
+GgufFile::GgufFile(const std::string& name, std::span<const uint8_t> bytes)
+    : path_(name), base_(bytes.data()), size_(bytes.size()) {
+  parse();
+}
+
+void GgufFile::parse() {
+  const size_t size = size_;
+  Cursor in(base_, size, path_);
 
   if (size < 4) in.fail("not a GGUF file (shorter than the 4-byte magic)");
   const uint32_t magic = in.read<uint32_t>("magic");
@@ -262,6 +316,7 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
     in.fail("tensor count " + num(n_tensors) + " cannot fit in the file (" + num(size) + " bytes)");
   }
 
+  uint64_t budget = kMetadataBudget;
   kv_.reserve(static_cast<size_t>(n_kv));
   for (uint64_t k = 0; k < n_kv; ++k) {
     const std::string where = "metadata entry " + num(k);
@@ -270,7 +325,8 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
     const uint32_t type = in.read<uint32_t>(what + " type");
     if (min_value_size(type) == 0) in.fail(what + ": unknown value type " + num(type));
     GgufValue v;
-    read_value(in, static_cast<GgufType>(type), v, what, 0);
+    spend(in, budget, sizeof(GgufValue) + key.size(), what);
+    read_value(in, static_cast<GgufType>(type), v, what, 0, budget);
     if (!kv_index_.emplace(key, kv_.size()).second) in.fail("duplicate metadata key '" + escape(key) + "'");
     kv_.emplace_back(std::move(key), std::move(v));
   }
@@ -444,15 +500,21 @@ const GgufValue& GgufFile::get_array(const std::string& key) const {
   return *v;
 }
 
+namespace {
+[[noreturn]] void element_error(const std::string& path, const std::string& key, const GgufValue& a,
+                                const char* want) {
+  std::string msg = path + ": metadata '" + key + "' is an array of ";
+  msg += gguf_type_name(a.elem_type);
+  msg += ", expected ";
+  msg += want;
+  throw Error(msg);
+}
+}  // namespace
+
 std::vector<std::string> GgufFile::get_string_array(const std::string& key) const {
   if (!has(key)) return {};
   const GgufValue& a = get_array(key);
-  if (a.elem_type != GgufType::String) {
-    std::string msg = path_ + ": metadata '" + key + "' is an array of ";
-    msg += gguf_type_name(a.elem_type);
-    msg += ", expected strings";
-    throw Error(msg);
-  }
+  if (a.elem_type != GgufType::String) element_error(path_, key, a, "strings");
   std::vector<std::string> out;
   out.reserve(a.items.size());
   for (const GgufValue& v : a.items) out.push_back(v.s);
@@ -462,18 +524,28 @@ std::vector<std::string> GgufFile::get_string_array(const std::string& key) cons
 std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
   if (!has(key)) return {};
   const GgufValue& a = get_array(key);
-  std::vector<int64_t> out;
-  out.reserve(a.items.size());
-  for (const GgufValue& v : a.items) out.push_back(as_int(path_, key + "[]", v));
-  return out;
+  if (!integer_type(a.elem_type)) element_error(path_, key, a, "integers");
+  if (a.elem_type == GgufType::U64) {
+    for (int64_t x : a.ints) {
+      if (x < 0) throw Error(path_ + ": metadata '" + key + "' holds a u64 value out of range");
+    }
+  }
+  return a.ints;
 }
 
 std::vector<float> GgufFile::get_float_array(const std::string& key) const {
   if (!has(key)) return {};
   const GgufValue& a = get_array(key);
   std::vector<float> out;
-  out.reserve(a.items.size());
-  for (const GgufValue& v : a.items) out.push_back(static_cast<float>(as_float(path_, key + "[]", v)));
+  if (a.elem_type == GgufType::F32 || a.elem_type == GgufType::F64) {
+    out.reserve(a.floats.size());
+    for (double x : a.floats) out.push_back(static_cast<float>(x));
+  } else if (integer_type(a.elem_type) && a.elem_type != GgufType::U64) {
+    out.reserve(a.ints.size());
+    for (int64_t x : a.ints) out.push_back(static_cast<float>(x));
+  } else {
+    element_error(path_, key, a, "numbers");
+  }
   return out;
 }
 
@@ -486,7 +558,7 @@ TensorView GgufFile::view(const GgufTensorInfo& info) const {
   t.name = info.name;
   t.type = static_cast<DType>(info.ggml_type);
   t.shape = info.shape;
-  t.data = file_->data() + data_offset_ + info.offset;
+  t.data = base_ + data_offset_ + info.offset;
   t.nbytes = info.nbytes;
   return t;
 }
@@ -540,7 +612,7 @@ ModelConfig gguf_config(const GgufFile& g) {
   }
   c.tied_embeddings = !has_output;
   if (const GgufValue* toks = g.find("tokenizer.ggml.tokens"); toks && toks->type == GgufType::Array) {
-    c.vocab_size = static_cast<int64_t>(toks->items.size());
+    c.vocab_size = static_cast<int64_t>(toks->size());
   } else if (auto vs = g.find_int(p + "vocab_size")) {
     c.vocab_size = *vs;
   } else if (embd != nullptr && embd->shape.size() >= 2) {
@@ -628,14 +700,16 @@ std::vector<std::pair<std::string, std::string>> printable_metadata(const GgufFi
 }
 }  // namespace
 
-ModelFile read_gguf(const std::string& path) {
-  GgufFile g(path);
+ModelFile read_gguf(const std::string& path) { return gguf_model(GgufFile(path)); }
+
+ModelFile gguf_model(const GgufFile& g) {
+  const std::string& path = g.path();
   ModelFile m;
   m.config = gguf_config(g);
   for (const GgufTensorInfo& info : g.tensor_infos()) m.tensors.emplace(info.name, g.view(info));
   m.vocab = gguf_vocab(g);
   m.metadata = printable_metadata(g);
-  m.mappings.push_back(g.mapping());
+  if (g.mapping()) m.mappings.push_back(g.mapping());
   if (const TensorView* e = m.find("token_embd.weight"); e && !m.vocab.empty() && e->shape.size() >= 2 &&
                                                          e->shape[1] != m.vocab.size()) {
     throw Error(path + ": inconsistent shapes: token_embd.weight has " + std::to_string(e->shape[1]) +

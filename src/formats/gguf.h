@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -46,9 +47,16 @@ struct GgufValue {
   uint64_t u = 0;
   double f = 0.0;     // F32, F64
   std::string s;      // String
-  GgufType elem_type = GgufType::U8;  // Array
-  std::vector<GgufValue> items;       // Array
+  // Array: elements of string or array type are in items; integer and bool
+  // elements in ints (u64 above INT64_MAX keep their bit pattern; get_int_array
+  // rejects them); f32/f64 elements in floats. Compact, so a long numeric array
+  // costs 8 bytes per element, not a GgufValue.
+  GgufType elem_type = GgufType::U8;
+  std::vector<GgufValue> items;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
 
+  size_t size() const { return items.size() + ints.size() + floats.size(); }  // array length
   bool is_integer() const;  // any integer type (not bool)
   bool is_float() const { return type == GgufType::F32 || type == GgufType::F64; }
   // Printable form for `nucleus info`; long arrays are abbreviated.
@@ -67,6 +75,10 @@ class GgufFile {
  public:
   // Maps and parses the file; throws Error("<path>: <problem>") on any defect.
   explicit GgufFile(const std::string& path);
+  // Parses bytes already in memory (tests, fuzzing); `name` stands in for the
+  // path in messages. No copy: the caller keeps `bytes` alive as long as this
+  // object and any view taken from it. mapping() is null.
+  GgufFile(const std::string& name, std::span<const uint8_t> bytes);
 
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
@@ -104,7 +116,11 @@ class GgufFile {
 
  private:
   std::string path_;
+  void parse();
+
   std::shared_ptr<MappedFile> file_;
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
@@ -118,6 +134,9 @@ ModelConfig gguf_config(const GgufFile& gguf);
 // Vocabulary from tokenizer.ggml.*; empty Vocab when the file has no tokens.
 Vocab gguf_vocab(const GgufFile& gguf);
 
+// A ModelFile from a parsed GGUF (config validated, shapes checked); keeps
+// the mapping alive when the GgufFile has one.
+ModelFile gguf_model(const GgufFile& gguf);
 // Full model: config (validated, tensor shapes checked), tensors, vocab, metadata.
 ModelFile read_gguf(const std::string& path);
 // Vocabulary, architecture name and printable metadata only; config and

@@ -42,7 +42,7 @@ Header read_header(const MappedFile& f) {
   auto positive = [&](int64_t v, const char* field) {
     if (v <= 0) {
       throw Error(path + ": llama2.c header field " + field + " = " + std::to_string(v) +
-                  " must be positive (not a llama2.c model?)");
+                  " must be positive (not a GGUF or llama2.c model file?)");
     }
   };
   positive(dim, "dim");
@@ -52,12 +52,13 @@ Header read_header(const MappedFile& f) {
   positive(kv_heads, "n_kv_heads");
   // A negative vocab_size marks an unshared classifier; INT32_MIN has no magnitude.
   if (vocab == 0 || vocab == INT32_MIN) {
-    throw Error(path + ": llama2.c header field vocab_size = " + std::to_string(vocab) + " is invalid");
+    throw Error(path + ": llama2.c header field vocab_size = " + std::to_string(vocab) + " is invalid (not a GGUF or llama2.c model file?)");
   }
   positive(seq_len, "seq_len");
   if (dim % heads != 0) {
     throw Error(path + ": llama2.c header: dim " + std::to_string(dim) +
-                " is not a multiple of n_heads " + std::to_string(heads));
+                " is not a multiple of n_heads " + std::to_string(heads) +
+                " (not a GGUF or llama2.c model file?)");
   }
   Header h;
   ModelConfig& c = h.config;

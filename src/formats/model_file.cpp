@@ -91,14 +91,23 @@ ModelFile load_model_file(const std::string& path, const LoadOptions& options) {
     throw Error(path + ": Hugging Face checkpoint directories are not supported yet");
   }
   if (!std::filesystem::exists(path, ec)) throw Error(path + ": no such file");
-  if (has_gguf_magic(path)) return options.vocab_only ? read_gguf_vocab_only(path) : read_gguf(path);
-  // llama2.c: the tokenizer is optional so that id-level commands work without it.
-  std::string tokenizer = options.tokenizer_path;
-  if (tokenizer.empty()) {
-    const std::filesystem::path beside = std::filesystem::path(path).parent_path() / "tokenizer.bin";
-    if (std::filesystem::is_regular_file(beside, ec)) tokenizer = beside.string();
+  // A .gguf name without the magic still goes to the GGUF reader, whose
+  // "bad magic" says more than a llama2.c header complaint would.
+  if (has_gguf_magic(path) || std::filesystem::path(path).extension() == ".gguf") {
+    return options.vocab_only ? read_gguf_vocab_only(path) : read_gguf(path);
   }
-  return read_llama2c(path, tokenizer, options.vocab_only);
+  // llama2.c: the tokenizer is optional so that id-level commands work without it.
+  if (!options.tokenizer_path.empty()) return read_llama2c(path, options.tokenizer_path, options.vocab_only);
+  const std::filesystem::path beside = std::filesystem::path(path).parent_path() / "tokenizer.bin";
+  if (!std::filesystem::is_regular_file(beside, ec)) return read_llama2c(path, "", options.vocab_only);
+  try {
+    return read_llama2c(path, beside.string(), options.vocab_only);
+  } catch (const Error& e) {
+    // The user did not name this tokenizer, so say where it came from.
+    std::string msg = e.what();
+    msg += " (found beside the model; pass a tokenizer explicitly to use another)";
+    throw Error(msg);
+  }
 }
 
 }  // namespace nucleus

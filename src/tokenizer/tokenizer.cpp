@@ -1,6 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include "tokenizer/spm_tokenizer.h"
+#include "tokenizer/hf_tokenizer.h"
 #include "util/error.h"
 
 namespace nucleus {
@@ -83,6 +84,7 @@ std::string valid_utf8(std::string_view bytes) {
 
 std::unique_ptr<Tokenizer> make_tokenizer(const Vocab& vocab) {
   if (vocab.model == "llama") return std::make_unique<SpmTokenizer>(vocab);
+  if (vocab.model == "gpt2") return make_bpe_tokenizer_from_vocab(vocab);
   std::string msg = "tokenizer: unsupported tokenizer model '";
   msg += vocab.model;
   msg += "' (tokenizer.ggml.model)";
