@@ -88,7 +88,7 @@ int run_convert(const ConvertArgs& a) {
 Command add_convert(CLI::App& app) {
   auto args = std::make_shared<ConvertArgs>();
   CLI::App* sub = app.add_subcommand(
-      "convert", "Convert a Hugging Face checkpoint directory (or a random model) to GGUF");
+      "convert", "convert a Hugging Face checkpoint directory (or a random model) to GGUF");
   sub->add_option("input", args->input, "HF checkpoint directory (config.json + safetensors)");
   sub->add_option("-o,--output", args->output, "output .gguf file")->required();
   sub->add_option("--type", args->type, "type of 2-D weights: f32, f16, bf16, q8_0, q4_0")
