@@ -16,7 +16,7 @@ namespace {
 // Tile: kR weight rows × kC activation rows; 2·kR·kC accumulators plus kC
 // activation registers fit in the 16 ymm registers.
 constexpr int kR = 2;
-constexpr int kC = 3;
+constexpr int kC = 2;
 
 inline float hsum8(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -50,11 +50,15 @@ struct LoadBF16 {
 
 template <class L, int R, int C>
 inline void step16(const uint8_t* const* wr, const float* const* xr, int64_t i, __m256 (&acc)[R][C][2]) {
+  _Pragma("GCC unroll 16")
   for (int h = 0; h < 2; ++h) {
     __m256 xv[C];
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) xv[c] = _mm256_loadu_ps(xr[c] + i + 8 * h);
+    _Pragma("GCC unroll 16")
     for (int r = 0; r < R; ++r) {
       const __m256 wv = L::load8(wr[r], i + 8 * h);
+      _Pragma("GCC unroll 16")
       for (int c = 0; c < C; ++c) acc[r][c][h] = _mm256_fmadd_ps(wv, xv[c], acc[r][c][h]);
     }
   }
@@ -65,10 +69,14 @@ void tile_float(const MatmulArgs& a, int64_t o, int64_t c0) {
   const int64_t cols = a.w->cols;
   const uint8_t* wr[R];
   const float* xr[C];
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r) wr[r] = a.w->data + static_cast<size_t>(o + r) * a.w_stride;
+  _Pragma("GCC unroll 16")
   for (int c = 0; c < C; ++c) xr[c] = a.x + (c0 + c) * cols;
   __m256 acc[R][C][2];
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r)
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= cols; i += 16) step16<L, R, C>(wr, xr, i, acc);
@@ -79,17 +87,21 @@ void tile_float(const MatmulArgs& a, int64_t o, int64_t c0) {
     alignas(32) float xt[C][16] = {};
     const uint8_t* wp[R];
     const float* xp[C];
+    _Pragma("GCC unroll 16")
     for (int r = 0; r < R; ++r) {
       std::memcpy(wt[r], wr[r] + i * L::kSize, static_cast<size_t>(rem) * L::kSize);
       wp[r] = wt[r];
     }
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) {
       std::memcpy(xt[c], xr[c] + i, static_cast<size_t>(rem) * 4);
       xp[c] = xt[c];
     }
     step16<L, R, C>(wp, xp, 0, acc);
   }
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r)
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) a.y[(c0 + c) * a.w->rows + o + r] = hsum16(acc[r][c][0], acc[r][c][1]);
 }
 
@@ -116,11 +128,13 @@ template <class L, int R, int C>
 inline void block_q(const uint8_t* const* wr, const uint8_t* const* xq, const float* const* xd, int64_t b,
                     __m256 (&acc)[R][C]) {
   const __m256i ones = _mm256_set1_epi16(1);
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r) {
     float dws;
     const __m256i wv = L::load(wr[r], b, dws);
     const __m256 dw = _mm256_set1_ps(dws);
     const __m256i absw = _mm256_abs_epi8(wv);
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) {
       // |w| · (x with w's sign): u8 × s8 pairs fit int16 (|w| ≤ 128, |x| ≤ 127).
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[c] + b * 32));
@@ -139,13 +153,17 @@ void tile_quant(const MatmulArgs& a, int64_t o, int64_t c0) {
   const uint8_t* wr[R];
   const uint8_t* xq[C];
   const float* xd[C];
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r) wr[r] = a.w->data + static_cast<size_t>(o + r) * a.w_stride;
+  _Pragma("GCC unroll 16")
   for (int c = 0; c < C; ++c) {
     xq[c] = a.act + static_cast<size_t>(c0 + c) * a.act_stride;
     xd[c] = reinterpret_cast<const float*>(xq[c] + nbp * 32);
   }
   __m256 even[R][C], odd[R][C];
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r)
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) even[r][c] = odd[r][c] = _mm256_setzero_ps();
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
@@ -153,7 +171,9 @@ void tile_quant(const MatmulArgs& a, int64_t o, int64_t c0) {
     block_q<L, R, C>(wr, xq, xd, b + 1, odd);
   }
   if (b < nb) block_q<L, R, C>(wr, xq, xd, b, even);
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r)
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) a.y[(c0 + c) * a.w->rows + o + r] = hsum16(even[r][c], odd[r][c]);
 }
 

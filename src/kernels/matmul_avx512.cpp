@@ -23,7 +23,7 @@ constexpr int kR = 4;
 constexpr int kC = 4;
 
 inline float hsum16(__m512 v) {
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  const __m256 h = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -52,9 +52,12 @@ template <class L, int R, int C>
 inline void step16(const uint8_t* const* wr, const float* const* xr, int64_t i, __mmask16 m,
                    __m512 (&acc)[R][C]) {
   __m512 xv[C];
+  _Pragma("GCC unroll 16")
   for (int c = 0; c < C; ++c) xv[c] = _mm512_maskz_loadu_ps(m, xr[c] + i);
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r) {
     const __m512 wv = L::load(wr[r], i, m);
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
   }
 }
@@ -64,15 +67,24 @@ void tile_float(const MatmulArgs& a, int64_t o, int64_t c0) {
   const int64_t cols = a.w->cols;
   const uint8_t* wr[R];
   const float* xr[C];
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r) wr[r] = a.w->data + static_cast<size_t>(o + r) * a.w_stride;
+  _Pragma("GCC unroll 16")
   for (int c = 0; c < C; ++c) xr[c] = a.x + (c0 + c) * cols;
   __m512 acc[R][C];
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r)
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= cols; i += 16) step16<L, R, C>(wr, xr, i, 0xffff, acc);
-  if (i < cols) step16<L, R, C>(wr, xr, i, static_cast<__mmask16>((1u << (cols - i)) - 1), acc);
+  // One loop for full and partial chunks (a second call site makes GCC keep
+  // the accumulators in memory).
+  for (int64_t i = 0; i < cols; i += 16) {
+    const __mmask16 m = cols - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (cols - i)) - 1);
+    step16<L, R, C>(wr, xr, i, m, acc);
+  }
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r)
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) a.y[(c0 + c) * a.w->rows + o + r] = hsum16(acc[r][c]);
 }
 
@@ -113,23 +125,29 @@ void tile_quant(const MatmulArgs& a, int64_t o, int64_t c0) {
   const uint8_t* wr[R];
   const uint8_t* xq[C];
   const float* xd[C];
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r) wr[r] = a.w->data + static_cast<size_t>(o + r) * a.w_stride;
+  _Pragma("GCC unroll 16")
   for (int c = 0; c < C; ++c) {
     xq[c] = a.act + static_cast<size_t>(c0 + c) * a.act_stride;
     xd[c] = reinterpret_cast<const float*>(xq[c] + nbp * 32);
   }
   __m512 acc[R][C];
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r)
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
   for (int64_t b = 0; b < nb; b += 2) {
     const bool two = b + 1 < nb;
+    _Pragma("GCC unroll 16")
     for (int r = 0; r < R; ++r) {
       __m512 dw;
       const __m512i wv = L::load(wr[r], b, two, dw);
       // Activations are stored as x+128 (unsigned for vpdpbusd), so each lane
       // starts from -128·(sum of its 4 weights) to leave exactly Σ x·w.
       const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), k80, wv));
+      _Pragma("GCC unroll 16")
       for (int c = 0; c < C; ++c) {
         const __m512i xv = _mm512_loadu_si512(xq[c] + b * 32);
         const __m512i p = _mm512_dpbusd_epi32(start, xv, wv);
@@ -138,7 +156,9 @@ void tile_quant(const MatmulArgs& a, int64_t o, int64_t c0) {
       }
     }
   }
+  _Pragma("GCC unroll 16")
   for (int r = 0; r < R; ++r)
+    _Pragma("GCC unroll 16")
     for (int c = 0; c < C; ++c) a.y[(c0 + c) * a.w->rows + o + r] = hsum16(acc[r][c]);
 }
 
