@@ -8,8 +8,11 @@
 //
 // Run e.g.: ./build/kernels_bench --benchmark_filter='n=1/' --benchmark_min_time=0.3s
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 
+#include <atomic>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -72,6 +75,51 @@ void run(benchmark::State& state, DType t, Shape s, int64_t n, int threads, int 
                                                     static_cast<double>(state.iterations()),
                                                 benchmark::Counter::kIsRate);
 }
+
+// Calibration: the FP32 FMA rate one thread gets right now with 256-bit FMAs
+// in 10 independent register chains (no memory traffic). On a shared machine
+// this shows how much of a core the benchmarks actually get.
+void BM_peak_fma256(benchmark::State& state) {
+  __m256 a[10];
+  for (int k = 0; k < 10; ++k) a[k] = _mm256_set1_ps(static_cast<float>(k));
+  const __m256 m = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.001f);
+  constexpr int64_t kIters = 1 << 16;
+  for (auto _ : state) {
+    for (int64_t i = 0; i < kIters; ++i) {
+      for (int k = 0; k < 10; ++k) a[k] = _mm256_fmadd_ps(a[k], m, b);
+    }
+    for (int k = 0; k < 10; ++k) benchmark::DoNotOptimize(a[k]);
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kIters * 10 * 16, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_peak_fma256)->UseRealTime();
+
+// The fixed cost of one parallel_for (barrier + wake-up), which decode pays
+// for every matrix of every layer.
+void BM_parallel_for_overhead(benchmark::State& state) {
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  std::atomic<int64_t> sink{0};
+  const std::function<void(int64_t)> fn = [&](int64_t t) { sink.fetch_add(t, std::memory_order_relaxed); };
+  for (auto _ : state) pool.parallel_for(16, fn);
+  benchmark::DoNotOptimize(sink.load());
+}
+BENCHMARK(BM_parallel_for_overhead)->Arg(2)->UseRealTime();
+
+// Two tasks of ~10 µs of arithmetic each: with a worker that is awake at once
+// this takes ~10 µs, with one that must be woken from sleep it takes longer.
+void BM_parallel_for_two_10us_tasks(benchmark::State& state) {
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  std::atomic<int64_t> sink{0};
+  const std::function<void(int64_t)> fn = [&](int64_t t) {
+    float v = static_cast<float>(t);
+    for (int i = 0; i < 20000; ++i) v = v * 0.999f + 1.0f;  // latency-bound: ~4 cycles each
+    sink.fetch_add(static_cast<int64_t>(v), std::memory_order_relaxed);
+  };
+  for (auto _ : state) pool.parallel_for(2, fn);
+  benchmark::DoNotOptimize(sink.load());
+}
+BENCHMARK(BM_parallel_for_two_10us_tasks)->Arg(1)->Arg(2)->UseRealTime();
 
 const bool kRegistered = [] {
   const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
