@@ -95,14 +95,16 @@ void matmul_reference(const Matrix& w, const float* x, int64_t n, float* y) {
 
 namespace detail {
 
-void quantize_activation_row(const float* x, int64_t cols, uint8_t* out, bool offset_u8) {
+void quantize_activation_row(const float* x, int64_t cols, uint8_t* out, int start_scale) {
   const int64_t nb = cols / kQBlock;
   const int64_t nbp = act_blocks_padded(cols);
   auto* scales = reinterpret_cast<float*>(out + nbp * kQBlock);
+  auto* starts = reinterpret_cast<int32_t*>(out + nbp * kQBlock * 2);
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  const __m256i neg_scale16 = _mm256_set1_epi16(static_cast<int16_t>(-start_scale));
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 half = _mm256_set1_ps(0.5f);
   const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256i flip = _mm256_set1_epi8(offset_u8 ? static_cast<char>(0x80) : 0);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * kQBlock;
@@ -132,12 +134,16 @@ void quantize_activation_row(const float* x, int64_t cols, uint8_t* out, bool of
     }
     const __m256i p16 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
     const __m256i p8 = _mm256_permutevar8x32_epi32(p16, order);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQBlock), _mm256_xor_si256(p8, flip));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQBlock), p8);
     _mm256_storeu_ps(scales + b * 8, _mm256_set1_ps(fp16_to_fp32(fp32_to_fp16(d))));
+    // |sum of 4| <= 508, times start_scale <= 128: fits int32 (and the pair sums int16).
+    const __m256i start = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, p8), neg_scale16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(starts + b * 8), start);
   }
   for (int64_t b = nb; b < nbp; ++b) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQBlock), flip);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQBlock), _mm256_setzero_si256());
     _mm256_storeu_ps(scales + b * 8, _mm256_setzero_ps());
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(starts + b * 8), _mm256_setzero_si256());
   }
 }
 
@@ -184,11 +190,12 @@ void matmul(MatmulIsa isa, const Matrix& w, const float* x, int64_t n, float* y,
   job.args.y = y;
   job.rows = isa == MatmulIsa::kAvx512 ? detail::matmul_rows_avx512 : detail::matmul_rows_avx2;
   if (is_quantized(w.type)) {
-    const bool offset = isa == MatmulIsa::kAvx512;
+    // AVX-512 offsets weights to unsigned: Q8_0 by 128, Q4_0 nibbles are already q + 8.
+    const int start_scale = isa == MatmulIsa::kAvx512 ? (w.type == DType::Q8_0 ? 128 : 8) : 0;
     job.args.act_stride = detail::act_row_bytes(w.cols);
     uint8_t* act = ws.reserve(job.args.act_stride * static_cast<size_t>(n));
     for (int64_t r = 0; r < n; ++r)
-      detail::quantize_activation_row(x + r * w.cols, w.cols, act + r * job.args.act_stride, offset);
+      detail::quantize_activation_row(x + r * w.cols, w.cols, act + r * job.args.act_stride, start_scale);
     job.args.act = act;
   }
   // Tasks are chunks of whole output rows (a multiple of 4, the row group of

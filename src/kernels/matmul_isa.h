@@ -32,15 +32,17 @@ struct MatmulArgs {
 };
 
 // Quantized activation row layout (both ISAs): nbp = nb rounded up to even;
-// nbp*32 int8 values (AVX-512 stores them offset by +128 as uint8), then
-// nbp*8 floats, the block's dequantized f16 scale repeated 8 times. A padding
-// block has value 0 and scale 0.
+// nbp*32 int8 values; nbp*8 floats, each block's dequantized f16 scale
+// repeated 8 times; nbp*8 int32, for each group of 4 values -start_scale
+// times their sum (AVX-512 feeds weights to vpdpbusd as unsigned w + offset
+// and starts each lane from -offset·Σx to leave exactly Σ w·x; AVX2 passes
+// start_scale 0 and ignores them). A padding block is all zero.
 inline int64_t act_blocks_padded(int64_t cols) { return ((cols / 32) + 1) & ~int64_t{1}; }
-inline size_t act_row_bytes(int64_t cols) { return static_cast<size_t>(act_blocks_padded(cols)) * 64; }
+inline size_t act_row_bytes(int64_t cols) { return static_cast<size_t>(act_blocks_padded(cols)) * 96; }
 
 // Quantizes one activation row to the layout above, bit-identical to
 // quantize_row(DType::Q8_0, ...) in values and scales.
-void quantize_activation_row(const float* x, int64_t cols, uint8_t* out, bool offset_u8);
+void quantize_activation_row(const float* x, int64_t cols, uint8_t* out, int start_scale);
 
 // Computes y for weight rows [o0, o1) and every activation row.
 void matmul_rows_avx2(const MatmulArgs& a, int64_t o0, int64_t o1);
