@@ -28,5 +28,6 @@ Command add_logits(CLI::App& app);
 Command add_tokenize(CLI::App& app);
 Command add_detokenize(CLI::App& app);
 Command add_info(CLI::App& app);
+Command add_cost(CLI::App& app);
 
 }  // namespace nucleus::cli

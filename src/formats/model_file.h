@@ -37,7 +37,19 @@ struct ModelFile {
 
 struct LoadOptions {
   std::string tokenizer_path;  // llama2.c: tokenizer.bin; empty = beside the model
+  // Read only the vocabulary (and metadata): config and tensors stay empty and
+  // are not validated, so vocab-only GGUFs load. For llama2.c the model header
+  // is still read for the vocabulary size.
+  bool vocab_only = false;
 };
+
+// Checks that every tensor a LLaMA-family model needs is present with the
+// shape the config implies (ggml order): token_embd [dim, vocab], attn_q
+// [dim, q_dim], attn_k/v [dim, kv_dim], attn_output [q_dim, dim], ffn_gate/up
+// [dim, ffn], ffn_down [ffn, dim], norms [dim], output [dim, vocab] unless
+// tied, and biases [out] when present. Throws Error("<source>: missing tensor
+// ..." / "<source>: inconsistent shapes: ...") naming the tensor.
+void check_tensor_shapes(const ModelFile& model, const std::string& source);
 
 // Chooses the reader from the path: a directory (HF checkpoint), *.gguf or
 // GGUF magic, otherwise llama2.c .bin. Throws Error with a one-line reason.

@@ -18,6 +18,13 @@ class Tokenizer {
 
   // Encodes text; prepends BOS when add_bos is true and the vocabulary has one.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_bos) const = 0;
+  // Like encode, but text spelling a special token (control, e.g. "<s>" or
+  // "<|user|>") becomes that token, as llama.cpp does with parse_special:
+  // for prompts rendered from chat templates. Tokenizers that do not
+  // override it treat such text as plain text.
+  virtual std::vector<int32_t> encode_with_specials(std::string_view text, bool add_bos) const {
+    return encode(text, add_bos);
+  }
   // The bytes a token contributes to decoded text when it follows `prev`
   // (SentencePiece drops the leading space of the first piece after BOS).
   // Control tokens such as BOS/EOS contribute nothing. Throws Error for an id
@@ -33,19 +40,27 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
 };
 
+// `bytes` with every invalid or truncated UTF-8 sequence replaced by U+FFFD
+// (one per maximal invalid subpart, as the Unicode standard recommends).
+std::string valid_utf8(std::string_view bytes);
+
 // Builds the tokenizer a model file's vocabulary describes; throws Error for
 // an unsupported tokenizer model.
 std::unique_ptr<Tokenizer> make_tokenizer(const Vocab& vocab);
 
 // Turns a stream of ids into text without ever splitting a UTF-8 character
 // across two outputs: bytes of an incomplete character are held back until
-// the character is complete (or flushed, as U+FFFD, at the end).
+// the character is complete (or flushed, as U+FFFD, at the end). Bytes that
+// cannot be part of a valid character become U+FFFD as soon as that is known,
+// so every push() output is valid UTF-8.
 class StreamingDetokenizer {
  public:
   explicit StreamingDetokenizer(const Tokenizer& tok, int32_t prev = -1) : tok_(tok), prev_(prev) {}
   // Returns the text that became complete with this token (possibly empty).
   std::string push(int32_t id);
-  // Returns whatever is still held back (invalid bytes replaced by U+FFFD).
+  // Returns whatever is still held back (invalid bytes replaced by U+FFFD)
+  // and empties the buffer. The concatenated outputs of push() and flush()
+  // equal valid_utf8(decode(ids)) when prev is -1.
   std::string flush();
 
  private:

@@ -1,0 +1,66 @@
+#include "cli/common.h"
+
+#include <charconv>
+#include <thread>
+
+#include "util/error.h"
+
+namespace nucleus::cli {
+
+void ModelOptions::add_to(CLI::App* app) {
+  app->add_option("-m,--model", model,
+                  "model: .gguf file, llama2.c .bin, or Hugging Face checkpoint directory "
+                  "(default: the bundled stories260K.gguf)");
+  app->add_option("--tokenizer", tokenizer,
+                  "llama2.c tokenizer.bin (default: tokenizer.bin beside the model)");
+  app->add_option("-t,--threads", threads, "worker threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+}
+
+std::string ModelOptions::model_path() const {
+  return model.empty() ? std::string(NUCLEUS_DEFAULT_MODEL) : model;
+}
+
+int ModelOptions::thread_count() const {
+  if (threads > 0) return threads;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+const Tokenizer& LoadedModel::need_tokenizer() const {
+  check(tokenizer != nullptr, "this model has no tokenizer; pass token ids (--tokens) instead");
+  return *tokenizer;
+}
+
+LoadedModel load_model(const ModelOptions& opts, bool vocab_only) {
+  LoadOptions lo;
+  lo.tokenizer_path = opts.tokenizer;
+  lo.vocab_only = vocab_only;
+  LoadedModel m;
+  m.file = std::make_shared<const ModelFile>(load_model_file(opts.model_path(), lo));
+  if (!vocab_only) m.model = std::make_shared<const Model>(m.file);
+  if (!m.file->vocab.empty()) m.tokenizer = make_tokenizer(m.file->vocab);
+  return m;
+}
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == ',')) ++i;
+    if (i == text.size()) break;
+    int64_t v = 0;
+    const char* begin = text.data() + i;
+    auto [end, ec] = std::from_chars(begin, text.data() + text.size(), v);
+    check(ec == std::errc() && end != begin, "invalid token id list '" + text +
+                                                 "' (expected comma-separated integers)");
+    check(v >= INT32_MIN && v <= INT32_MAX, "token id " + std::to_string(v) + " is out of range");
+    ids.push_back(static_cast<int32_t>(v));
+    i = static_cast<size_t>(end - text.data());
+    check(i == text.size() || text[i] == ',' || text[i] == ' ',
+          "invalid token id list '" + text + "' (expected comma-separated integers)");
+  }
+  return ids;
+}
+
+}  // namespace nucleus::cli

@@ -1,0 +1,29 @@
+#pragma once
+// What several commands share: loading a model with its tokenizer, parsing
+// id lists, printing JSON.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "formats/model_file.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace nucleus::cli {
+
+struct LoadedModel {
+  std::shared_ptr<const ModelFile> file;
+  std::shared_ptr<const Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;  // null when the file has no vocabulary
+
+  const Tokenizer& need_tokenizer() const;
+};
+
+// vocab_only skips building the Model (tokenize/detokenize).
+LoadedModel load_model(const ModelOptions& opts, bool vocab_only = false);
+
+// "1,403,407" -> ids; throws Error on anything that is not a list of integers.
+std::vector<int32_t> parse_ids(const std::string& text);
+
+}  // namespace nucleus::cli

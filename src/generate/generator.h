@@ -1,0 +1,55 @@
+#pragma once
+// The generation loop for one request: prefill the prompt once, then decode
+// token by token for one or more sequences (n samples share the prompt's KV
+// blocks), applying the logits-processor chain and the strategy, stopping on
+// EOS, length, stop strings or time, and streaming text as it becomes final.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "sampling/generation_config.h"
+#include "sampling/processor.h"
+#include "tokenizer/tokenizer.h"
+
+namespace nucleus {
+
+struct GenerateRequest {
+  std::vector<int32_t> prompt;  // ids, used as given (BOS included if wanted)
+  sampling::GenerationConfig config;
+  bool kv_cache = true;  // false: recompute the whole sequence every step
+  bool trace = false;    // record the sampling trace per sequence
+};
+
+struct SequenceResult {
+  std::vector<int32_t> tokens;  // generated ids (an EOS that ended it included, as HF does)
+  std::string text;             // detokenized, stop string excluded
+  double score = 0.0;           // sum of log-probs (sampling/greedy) or beam score
+  std::string stop_reason;      // "eos", "length", "stop", "time"
+  sampling::SamplingTrace trace;
+};
+
+struct PhaseStats {
+  int64_t tokens = 0;  // prompt tokens (prefill) or generated tokens (decode)
+  double seconds = 0.0;
+  OpCounters counters;
+};
+
+struct GenerateResult {
+  std::vector<SequenceResult> sequences;
+  PhaseStats prefill, decode;
+  std::string chain;  // the processor chain that ran, in order
+};
+
+// Called with text as it becomes final for sequence `index` (never a partial
+// UTF-8 character, never part of a stop string).
+using StreamCallback = std::function<void(int64_t index, const std::string& text)>;
+
+// Runs the request. Validates the configuration and the prompt before any
+// model work; throws nucleus::Error on bad input. tokenizer may be null when
+// no text is wanted (then stop strings are rejected).
+GenerateResult generate(Engine& engine, const Tokenizer* tokenizer, const GenerateRequest& request,
+                        const StreamCallback& stream = {});
+
+}  // namespace nucleus

@@ -1,0 +1,26 @@
+#pragma once
+// Causal attention of one query row against a sequence's K/V, streamed block
+// by block from the paged KV cache with an online softmax: no score matrix is
+// ever materialised, and the order of accumulation is fixed by position, so a
+// row gives the same bits in prefill and in decode.
+#include <cstdint>
+#include <span>
+
+namespace nucleus::kernels {
+
+struct AttentionShape {
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t block_size = 0;  // positions per KV block
+};
+
+// Reads K/V rows of positions [0, n_positions) through the block table:
+// key_blocks[b] / value_blocks[b] point at block_size × (n_kv_heads*head_dim)
+// floats. Computes head `head` only (callers parallelise over heads).
+void attention_head(const AttentionShape& shape, const float* q_head,
+                    std::span<const float* const> key_blocks,
+                    std::span<const float* const> value_blocks, int64_t n_positions,
+                    int64_t head, float* out_head);
+
+}  // namespace nucleus::kernels

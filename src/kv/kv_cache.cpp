@@ -1,0 +1,156 @@
+#include "kv/kv_cache.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "util/error.h"
+
+namespace nucleus {
+
+KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
+  check(shape.n_layers > 0 && shape.kv_dim > 0 && shape.block_size > 0 && shape.n_blocks > 0,
+        "kv cache: all dimensions must be positive");
+  floats_per_block_ = shape.n_layers * 2 * shape.block_size * shape.kv_dim;
+  data_.reset(new float[static_cast<size_t>(floats_per_block_ * shape.n_blocks)]);
+  refs_.assign(static_cast<size_t>(shape.n_blocks), 0);
+  free_blocks_.reserve(static_cast<size_t>(shape.n_blocks));
+  // Hand out low block ids first so a small run touches little memory.
+  for (int64_t b = shape.n_blocks - 1; b >= 0; --b) free_blocks_.push_back(static_cast<int32_t>(b));
+}
+
+KvCache::Sequence& KvCache::seq_ref(SeqId seq) {
+  check(seq >= 0 && static_cast<size_t>(seq) < seqs_.size() && seqs_[seq].live,
+        "kv cache: no live sequence " + std::to_string(seq));
+  return seqs_[static_cast<size_t>(seq)];
+}
+
+const KvCache::Sequence& KvCache::seq_ref(SeqId seq) const {
+  return const_cast<KvCache*>(this)->seq_ref(seq);
+}
+
+bool KvCache::alive(SeqId seq) const {
+  return seq >= 0 && static_cast<size_t>(seq) < seqs_.size() && seqs_[seq].live;
+}
+
+KvCache::SeqId KvCache::create() {
+  SeqId id;
+  if (!free_seqs_.empty()) {
+    id = free_seqs_.back();
+    free_seqs_.pop_back();
+  } else {
+    id = static_cast<SeqId>(seqs_.size());
+    seqs_.emplace_back();
+  }
+  Sequence& s = seqs_[static_cast<size_t>(id)];
+  s.blocks.clear();
+  s.length = 0;
+  s.live = true;
+  return id;
+}
+
+KvCache::SeqId KvCache::fork(SeqId src) {
+  seq_ref(src);
+  SeqId id = create();
+  // seqs_ may have grown: take references only after create().
+  Sequence& from = seqs_[static_cast<size_t>(src)];
+  Sequence& to = seqs_[static_cast<size_t>(id)];
+  to.blocks = from.blocks;
+  to.length = from.length;
+  for (int32_t b : to.blocks) ++refs_[static_cast<size_t>(b)];
+  return id;
+}
+
+void KvCache::unref(int32_t block) {
+  if (--refs_[static_cast<size_t>(block)] == 0) free_blocks_.push_back(block);
+}
+
+void KvCache::release(SeqId seq) {
+  Sequence& s = seq_ref(seq);
+  for (int32_t b : s.blocks) unref(b);
+  s.blocks.clear();
+  s.length = 0;
+  s.live = false;
+  free_seqs_.push_back(seq);
+}
+
+int64_t KvCache::length(SeqId seq) const { return seq_ref(seq).length; }
+
+void KvCache::truncate(SeqId seq, int64_t new_length) {
+  Sequence& s = seq_ref(seq);
+  check(new_length >= 0 && new_length <= s.length, "kv cache: truncate beyond sequence length");
+  const size_t keep = static_cast<size_t>((new_length + shape_.block_size - 1) / shape_.block_size);
+  while (s.blocks.size() > keep) {
+    unref(s.blocks.back());
+    s.blocks.pop_back();
+  }
+  s.length = new_length;
+}
+
+int32_t KvCache::allocate_block() {
+  check(!free_blocks_.empty(), "kv cache: out of blocks (pool of " +
+                                   std::to_string(shape_.n_blocks) + " blocks of " +
+                                   std::to_string(shape_.block_size) + " positions is full)");
+  int32_t b = free_blocks_.back();
+  free_blocks_.pop_back();
+  refs_[static_cast<size_t>(b)] = 1;
+  return b;
+}
+
+int64_t KvCache::append(SeqId seq) {
+  Sequence& s = seq_ref(seq);
+  const int64_t pos = s.length;
+  const size_t bi = static_cast<size_t>(pos / shape_.block_size);
+  if (bi == s.blocks.size()) {
+    s.blocks.push_back(allocate_block());
+  } else if (refs_[static_cast<size_t>(s.blocks[bi])] > 1) {
+    // Copy-on-write: the block is shared with another sequence that owns the
+    // positions we are about to overwrite.
+    const int32_t old = s.blocks[bi];
+    const int32_t fresh = allocate_block();
+    std::memcpy(block_data(fresh), block_data(old), static_cast<size_t>(floats_per_block_) * 4);
+    unref(old);
+    s.blocks[bi] = fresh;
+  }
+  s.length = pos + 1;
+  return pos;
+}
+
+int64_t KvCache::blocks_needed(SeqId seq, int64_t n) const {
+  const Sequence& s = seq_ref(seq);
+  const int64_t bs = shape_.block_size;
+  int64_t need = (s.length + n + bs - 1) / bs - static_cast<int64_t>(s.blocks.size());
+  if (n > 0 && s.length % bs != 0 && refs_[static_cast<size_t>(s.blocks.back())] > 1) ++need;
+  return need;
+}
+
+float* KvCache::slot(SeqId seq, int64_t layer, int64_t pos, int which) {
+  Sequence& s = seq_ref(seq);
+  check(pos >= 0 && pos < s.length && layer >= 0 && layer < shape_.n_layers,
+        "kv cache: position or layer out of range");
+  const int32_t b = s.blocks[static_cast<size_t>(pos / shape_.block_size)];
+  return block_data(b) + ((layer * 2 + which) * shape_.block_size + pos % shape_.block_size) *
+                             shape_.kv_dim;
+}
+
+float* KvCache::key(SeqId seq, int64_t layer, int64_t pos) { return slot(seq, layer, pos, 0); }
+float* KvCache::value(SeqId seq, int64_t layer, int64_t pos) { return slot(seq, layer, pos, 1); }
+
+std::span<const int32_t> KvCache::blocks(SeqId seq) const { return seq_ref(seq).blocks; }
+
+const float* KvCache::key_block(int32_t block, int64_t layer) const {
+  return block_data(block) + (layer * 2) * shape_.block_size * shape_.kv_dim;
+}
+const float* KvCache::value_block(int32_t block, int64_t layer) const {
+  return block_data(block) + (layer * 2 + 1) * shape_.block_size * shape_.kv_dim;
+}
+
+KvMemory KvCache::memory() const {
+  KvMemory m;
+  m.blocks_total = shape_.n_blocks;
+  m.blocks_used = shape_.n_blocks - static_cast<int64_t>(free_blocks_.size());
+  m.bytes_per_block = floats_per_block_ * 4;
+  return m;
+}
+
+}  // namespace nucleus

@@ -1,0 +1,178 @@
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include "kernels/attention.h"
+#include "kernels/dtype.h"
+#include "util/error.h"
+
+namespace nucleus {
+
+Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
+    : model_(std::move(model)),
+      context_length_(options.context_length > 0 ? options.context_length
+                                                  : model_->config().context_length),
+      pool_(options.threads),
+      kv_(KvCacheShape{model_->config().n_layers, model_->config().kv_dim(), options.kv_block_size,
+                       std::max<int64_t>(1, options.max_sequences) *
+                           ((context_length_ + options.kv_block_size - 1) /
+                            options.kv_block_size)}),
+      rope_(model_->config(), context_length_) {
+  check(options.kv_block_size > 0 && options.kv_block_size <= 256,
+        "kv block size must be in [1, 256]");
+}
+
+void Engine::ensure_scratch(int64_t n) {
+  if (n <= capacity_) return;
+  const ModelConfig& c = config();
+  auto grow = [n](std::vector<float>& v, int64_t width) { v.resize(static_cast<size_t>(n * width)); };
+  grow(x_, c.dim);
+  grow(xn_, c.dim);
+  grow(q_, c.q_dim());
+  grow(k_, c.kv_dim());
+  grow(v_, c.kv_dim());
+  grow(att_, c.q_dim());
+  grow(gate_, c.ffn_dim);
+  grow(up_, c.ffn_dim);
+  grow(out_, c.dim);
+  pos_.resize(static_cast<size_t>(n));
+  capacity_ = n;
+}
+
+void Engine::matmul(const kernels::Matrix& w, const float* x, int64_t n, float* y) {
+  kernels::matmul(w, x, n, y, pool_, ws_);
+  counters_.matmul_flops += 2 * n * w.rows * w.cols;
+  counters_.weight_bytes += static_cast<int64_t>(row_bytes(w.type, w.cols)) * w.rows;
+}
+
+void Engine::forward(const Batch& batch, std::vector<float>& logits) {
+  const ModelConfig& c = config();
+  const int64_t n = static_cast<int64_t>(batch.rows.size());
+  check(n > 0, "forward: empty batch");
+
+  // Validate everything before the KV cache changes.
+  std::map<int32_t, int64_t> added;
+  int64_t n_logits = 0;
+  for (const BatchRow& r : batch.rows) {
+    check(kv_.alive(r.seq), "forward: unknown sequence " + std::to_string(r.seq));
+    check(r.token >= 0 && r.token < c.vocab_size,
+          "token id " + std::to_string(r.token) + " is out of range [0, " +
+              std::to_string(c.vocab_size) + ")");
+    const int64_t pos = kv_.length(r.seq) + added[r.seq]++;
+    check(pos < context_length_, "sequence exceeds the context length of " +
+                                     std::to_string(context_length_) + " positions");
+    n_logits += r.logits ? 1 : 0;
+  }
+  int64_t blocks = 0;
+  for (const auto& [seq, count] : added) blocks += kv_.blocks_needed(seq, count);
+  check(blocks <= kv_.free_blocks(), "kv cache: not enough free blocks for this batch");
+
+  ensure_scratch(n);
+  for (int64_t i = 0; i < n; ++i) pos_[i] = kv_.append(batch.rows[i].seq);
+
+  // Embedding lookup.
+  const TensorView& emb = model_->token_embedding();
+  const size_t emb_row = row_bytes(emb.type, c.dim);
+  for (int64_t i = 0; i < n; ++i)
+    kernels::dequantize_row(emb.type, emb.data + emb_row * batch.rows[i].token,
+                            x_.data() + i * c.dim, c.dim);
+
+  const kernels::AttentionShape ashape{c.n_heads, c.n_kv_heads, c.head_dim, kv_.shape().block_size};
+  const int64_t qd = c.q_dim(), kvd = c.kv_dim();
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = model_->layers()[static_cast<size_t>(l)];
+    for (int64_t i = 0; i < n; ++i)
+      kernels::rmsnorm(xn_.data() + i * c.dim, x_.data() + i * c.dim, w.attn_norm.data(), c.dim,
+                       c.rms_eps);
+    matmul(w.wq, xn_.data(), n, q_.data());
+    matmul(w.wk, xn_.data(), n, k_.data());
+    matmul(w.wv, xn_.data(), n, v_.data());
+    for (int64_t i = 0; i < n; ++i) {
+      float* q = q_.data() + i * qd;
+      float* k = k_.data() + i * kvd;
+      float* v = v_.data() + i * kvd;
+      if (!w.bq.empty()) {
+        for (int64_t j = 0; j < qd; ++j) q[j] += w.bq[j];
+        for (int64_t j = 0; j < kvd; ++j) k[j] += w.bk[j];
+        for (int64_t j = 0; j < kvd; ++j) v[j] += w.bv[j];
+      }
+      rope_.apply(q, c.n_heads, pos_[i]);
+      rope_.apply(k, c.n_kv_heads, pos_[i]);
+      const int32_t seq = batch.rows[i].seq;
+      std::copy(k, k + kvd, kv_.key(seq, l, pos_[i]));
+      std::copy(v, v + kvd, kv_.value(seq, l, pos_[i]));
+    }
+    counters_.kv_write_bytes += n * 2 * kvd * 4;
+
+    // Attention: every row reads its own sequence's positions [0, pos].
+    pool_.parallel_for(n, [&](int64_t i) {
+      const int32_t seq = batch.rows[i].seq;
+      const std::span<const int32_t> ids = kv_.blocks(seq);
+      const int64_t npos = pos_[i] + 1;
+      const int64_t nb = (npos + ashape.block_size - 1) / ashape.block_size;
+      // Small fixed-size pointer tables on the stack for typical contexts.
+      constexpr int64_t kInline = 512;
+      const float* kb_inline[kInline];
+      const float* vb_inline[kInline];
+      std::vector<const float*> kb_heap, vb_heap;
+      const float** kb = kb_inline;
+      const float** vb = vb_inline;
+      if (nb > kInline) {
+        kb_heap.resize(static_cast<size_t>(nb));
+        vb_heap.resize(static_cast<size_t>(nb));
+        kb = kb_heap.data();
+        vb = vb_heap.data();
+      }
+      for (int64_t b = 0; b < nb; ++b) {
+        kb[b] = kv_.key_block(ids[static_cast<size_t>(b)], l);
+        vb[b] = kv_.value_block(ids[static_cast<size_t>(b)], l);
+      }
+      for (int64_t h = 0; h < c.n_heads; ++h) {
+        kernels::attention_head(ashape, q_.data() + i * qd + h * c.head_dim,
+                                {kb, static_cast<size_t>(nb)}, {vb, static_cast<size_t>(nb)},
+                                npos, h, att_.data() + i * qd + h * c.head_dim);
+      }
+    });
+    for (int64_t i = 0; i < n; ++i) {
+      counters_.attention_flops += 4 * c.head_dim * (pos_[i] + 1) * c.n_heads;
+      counters_.kv_read_bytes += 2 * (pos_[i] + 1) * kvd * 4;
+    }
+
+    matmul(w.wo, att_.data(), n, out_.data());
+    for (int64_t j = 0; j < n * c.dim; ++j) x_[j] += out_[j];
+
+    for (int64_t i = 0; i < n; ++i)
+      kernels::rmsnorm(xn_.data() + i * c.dim, x_.data() + i * c.dim, w.ffn_norm.data(), c.dim,
+                       c.rms_eps);
+    matmul(w.w_gate, xn_.data(), n, gate_.data());
+    matmul(w.w_up, xn_.data(), n, up_.data());
+    kernels::swiglu(gate_.data(), gate_.data(), up_.data(), n * c.ffn_dim);
+    matmul(w.w_down, gate_.data(), n, out_.data());
+    for (int64_t j = 0; j < n * c.dim; ++j) x_[j] += out_[j];
+  }
+
+  // Final norm and lm_head only for the rows that asked for logits.
+  logits.resize(static_cast<size_t>(n_logits * c.vocab_size));
+  if (n_logits == 0) return;
+  int64_t r = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!batch.rows[i].logits) continue;
+    kernels::rmsnorm(xn_.data() + r * c.dim, x_.data() + i * c.dim, model_->output_norm().data(),
+                     c.dim, c.rms_eps);
+    ++r;
+  }
+  matmul(model_->output(), xn_.data(), n_logits, logits.data());
+}
+
+void Engine::prefill(int32_t seq, std::span<const int32_t> tokens, std::vector<float>& logits,
+                     bool all_positions) {
+  check(!tokens.empty(), "prefill: empty prompt");
+  scratch_batch_.clear();
+  for (size_t i = 0; i < tokens.size(); ++i)
+    scratch_batch_.add(seq, tokens[i], all_positions || i + 1 == tokens.size());
+  forward(scratch_batch_, logits);
+}
+
+}  // namespace nucleus
