@@ -71,9 +71,9 @@ void run(benchmark::State& state, DType t, Shape s, int64_t n, int threads, int 
     if (++k == copies) k = 0;
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * one));
-  state.counters["FLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(s.rows * s.cols * n) *
-                                                    static_cast<double>(state.iterations()),
-                                                benchmark::Counter::kIsRate);
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * static_cast<double>(s.rows * s.cols * n) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
 }
 
 // Calibration: the FP32 FMA rate one thread gets right now with 256-bit FMAs
@@ -100,7 +100,9 @@ BENCHMARK(BM_peak_fma256)->UseRealTime();
 void BM_parallel_for_overhead(benchmark::State& state) {
   ThreadPool pool(static_cast<int>(state.range(0)));
   std::atomic<int64_t> sink{0};
-  const std::function<void(int64_t)> fn = [&](int64_t t) { sink.fetch_add(t, std::memory_order_relaxed); };
+  const std::function<void(int64_t)> fn = [&](int64_t t) {
+    sink.fetch_add(t, std::memory_order_relaxed);
+  };
   for (auto _ : state) pool.parallel_for(16, fn);
   benchmark::DoNotOptimize(sink.load());
 }
@@ -142,9 +144,10 @@ const bool kRegistered = [] {
               name += "/n=" + std::to_string(n);
               name += "/t=" + std::to_string(threads);
               name += dram ? "/dram" : "/cache";
-              benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
-                run(st, t, s, n, threads, isa, dram);
-              })->UseRealTime()->Unit(benchmark::kMicrosecond);
+              benchmark::RegisterBenchmark(
+                  name.c_str(), [=](benchmark::State& st) { run(st, t, s, n, threads, isa, dram); })
+                  ->UseRealTime()
+                  ->Unit(benchmark::kMicrosecond);
             }
           }
         }

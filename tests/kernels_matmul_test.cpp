@@ -25,15 +25,21 @@ void* operator new(size_t n) {
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  std::free(p);
+}
 
 namespace nucleus::kernels {
 namespace {
 
 const DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
 
-bool quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+bool quantized(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0;
+}
 
 std::vector<MatmulIsa> isas() {
   std::vector<MatmulIsa> v;
@@ -139,7 +145,8 @@ TEST(Matmul, SimdMatchesReferenceWithinSummationBound) {
             const double bound = 2.0 * (static_cast<double>(cols) + 5.0) * std::ldexp(1.0, -24) *
                                  abs_sum(w.m, x.data() + r * cols, o);
             ASSERT_LE(std::fabs(static_cast<double>(y[r * rows + o]) - ref[r * rows + o]), bound)
-                << label(isa, t, cols) << " row " << r << " out " << o << " ref " << ref[r * rows + o];
+                << label(isa, t, cols) << " row " << r << " out " << o << " ref "
+                << ref[r * rows + o];
           }
         }
       }
@@ -167,8 +174,10 @@ TEST(Matmul, RowsAreBitIdenticalHoweverBatchedOrThreaded) {
             for (int64_t start = 0; start + n <= max_n; start += n) {
               std::vector<float> y(static_cast<size_t>(n * rows));
               matmul(isa, w.m, x.data() + start * cols, n, y.data(), *pool, ws);
-              ASSERT_EQ(0, std::memcmp(y.data(), alone.data() + start * rows, y.size() * sizeof(float)))
-                  << label(isa, t, cols) << " n=" << n << " start=" << start << " threads=" << pool->size();
+              ASSERT_EQ(
+                  0, std::memcmp(y.data(), alone.data() + start * rows, y.size() * sizeof(float)))
+                  << label(isa, t, cols) << " n=" << n << " start=" << start
+                  << " threads=" << pool->size();
             }
           }
         }
@@ -189,7 +198,8 @@ TEST(Matmul, Avx2AndAvx512AreBitIdentical) {
       std::vector<float> a(6 * 21), b(6 * 21);
       matmul(MatmulIsa::kAvx2, w.m, x.data(), 6, a.data(), pool, ws);
       matmul(MatmulIsa::kAvx512, w.m, x.data(), 6, b.data(), pool, ws);
-      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(t) << " " << cols;
+      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)))
+          << dtype_name(t) << " " << cols;
     }
   }
 }

@@ -16,7 +16,8 @@ namespace {
 void expect_each_task_once(ThreadPool& pool, int64_t n) {
   std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
   pool.parallel_for(n, [&](int64_t t) { hits[static_cast<size_t>(t)].fetch_add(1); });
-  for (int64_t t = 0; t < n; ++t) ASSERT_EQ(hits[static_cast<size_t>(t)].load(), 1) << "task " << t << " of " << n;
+  for (int64_t t = 0; t < n; ++t)
+    ASSERT_EQ(hits[static_cast<size_t>(t)].load(), 1) << "task " << t << " of " << n;
 }
 
 TEST(ThreadPool, RunsEveryTaskOnceForAnyCount) {
@@ -47,7 +48,8 @@ TEST(ThreadPool, WorksAfterWorkersSleep) {
 TEST(ThreadPool, ResultsDoNotDependOnThreads) {
   std::vector<double> a(4096), b(4096);
   auto fill = [](ThreadPool& pool, std::vector<double>& out) {
-    pool.parallel_for(static_cast<int64_t>(out.size()), [&](int64_t t) { out[static_cast<size_t>(t)] = 0.5 * t; });
+    pool.parallel_for(static_cast<int64_t>(out.size()),
+                      [&](int64_t t) { out[static_cast<size_t>(t)] = 0.5 * t; });
   };
   ThreadPool one(1), four(4);
   fill(one, a);

@@ -13,7 +13,9 @@
 namespace nucleus::kernels {
 namespace {
 
-bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+bool is_quantized(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0;
+}
 
 // Quantized weights: activations are quantized per 32-block to Q8_0 and the
 // block products are summed in integers, then scaled — as ggml does.
@@ -41,7 +43,8 @@ float dot_q8_blocks(DType t, const uint8_t* wrow, const BlockQ8_0* xq, int64_t n
 
 void check_matrix(const char* what, const Matrix& w, const float* x, int64_t n, const float* y) {
   std::string msg;
-  if (w.type != DType::F32 && w.type != DType::F16 && w.type != DType::BF16 && !is_quantized(w.type)) {
+  if (w.type != DType::F32 && w.type != DType::F16 && w.type != DType::BF16 &&
+      !is_quantized(w.type)) {
     msg = what;
     msg += ": unsupported weight type id ";
     msg += std::to_string(static_cast<uint32_t>(w.type));
@@ -61,7 +64,8 @@ void check_matrix(const char* what, const Matrix& w, const float* x, int64_t n, 
     msg += " weight row length ";
     msg += std::to_string(w.cols);
     msg += " is not a multiple of 32";
-  } else if (w.rows > 0 && w.cols > 0 && (w.data == nullptr || (n > 0 && (x == nullptr || y == nullptr)))) {
+  } else if (w.rows > 0 && w.cols > 0 &&
+             (w.data == nullptr || (n > 0 && (x == nullptr || y == nullptr)))) {
     msg = what;
     msg += ": null weight, input or output pointer";
   }
@@ -132,7 +136,8 @@ void quantize_activation_row(const float* x, int64_t cols, uint8_t* out, int sta
       const __m256 r = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), step));
       q[k] = _mm256_cvttps_epi32(r);
     }
-    const __m256i p16 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    const __m256i p16 =
+        _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
     const __m256i p8 = _mm256_permutevar8x32_epi32(p16, order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQBlock), p8);
     _mm256_storeu_ps(scales + b * 8, _mm256_set1_ps(fp16_to_fp32(fp32_to_fp16(d))));
@@ -149,7 +154,9 @@ void quantize_activation_row(const float* x, int64_t cols, uint8_t* out, int sta
 
 }  // namespace detail
 
-const char* matmul_isa_name(MatmulIsa isa) { return isa == MatmulIsa::kAvx512 ? "avx512" : "avx2"; }
+const char* matmul_isa_name(MatmulIsa isa) {
+  return isa == MatmulIsa::kAvx512 ? "avx512" : "avx2";
+}
 
 bool matmul_isa_supported(MatmulIsa isa) {
   const CpuFeatures& f = cpu_features();
@@ -195,7 +202,8 @@ void matmul(MatmulIsa isa, const Matrix& w, const float* x, int64_t n, float* y,
     job.args.act_stride = detail::act_row_bytes(w.cols);
     uint8_t* act = ws.reserve(job.args.act_stride * static_cast<size_t>(n));
     for (int64_t r = 0; r < n; ++r)
-      detail::quantize_activation_row(x + r * w.cols, w.cols, act + r * job.args.act_stride, start_scale);
+      detail::quantize_activation_row(x + r * w.cols, w.cols, act + r * job.args.act_stride,
+                                      start_scale);
     job.args.act = act;
   }
   // Tasks are chunks of whole output rows (a multiple of 4, the row group of

@@ -14,8 +14,8 @@ namespace nucleus::kernels {
 
 struct Matrix {
   DType type = DType::F32;
-  int64_t rows = 0;  // output features
-  int64_t cols = 0;  // input features (row length)
+  int64_t rows = 0;               // output features
+  int64_t cols = 0;               // input features (row length)
   const uint8_t* data = nullptr;  // rows × row_bytes(type, cols), row-major
 };
 

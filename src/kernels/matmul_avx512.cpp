@@ -55,12 +55,12 @@ template <class L, int R, int C>
 inline void step16(const uint8_t* const* wr, const float* const* xr, int64_t i, __mmask16 m,
                    __m512 (&acc)[R][C]) {
   __m512 xv[C];
-  _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
   for (int c = 0; c < C; ++c) xv[c] = _mm512_maskz_loadu_ps(m, xr[c] + i);
-  _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     const __m512 wv = L::load(wr[r], i, m);
-    _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
   }
 }
@@ -70,24 +70,25 @@ void tile_float(const MatmulArgs& a, int64_t o, int64_t c0) {
   const int64_t cols = a.w->cols;
   const uint8_t* wr[R];
   const float* xr[C];
-  _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r) wr[r] = a.w->data + static_cast<size_t>(o + r) * a.w_stride;
-  _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
   for (int c = 0; c < C; ++c) xr[c] = a.x + (c0 + c) * cols;
   __m512 acc[R][C];
-  _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
-    _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   // One loop for full and partial chunks (a second call site makes GCC keep
   // the accumulators in memory).
   for (int64_t i = 0; i < cols; i += 16) {
-    const __mmask16 m = cols - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (cols - i)) - 1);
+    const __mmask16 m =
+        cols - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (cols - i)) - 1);
     step16<L, R, C>(wr, xr, i, m, acc);
   }
-  _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
-    _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) a.y[(c0 + c) * a.w->rows + o + r] = hsum16(acc[r][c]);
 }
 
@@ -109,7 +110,8 @@ struct LoadQ8 {
     const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
     d = pair_scales(blk, two);
     const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs));
-    const __m256i hi = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs)) : _mm256_setzero_si256();
+    const __m256i hi = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs))
+                           : _mm256_setzero_si256();
     return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
                             _mm512_set1_epi8(static_cast<char>(0x80)));
   }
@@ -119,7 +121,8 @@ struct LoadQ4 {
     const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
     d = pair_scales(blk, two);
     const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs));
-    const __m128i q1 = two ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs)) : _mm_setzero_si128();
+    const __m128i q1 =
+        two ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs)) : _mm_setzero_si128();
     // [q0, q0, q1, q1] shifted by [0, 4, 0, 4] bits: low nibbles are elements
     // 0..15 of a block, high nibbles 16..31.
     const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(q0)),
@@ -137,26 +140,26 @@ void tile_quant(const MatmulArgs& a, int64_t o, int64_t c0) {
   const uint8_t* xq[C];
   const float* xd[C];
   const uint8_t* xs[C];
-  _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r) wr[r] = a.w->data + static_cast<size_t>(o + r) * a.w_stride;
-  _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
   for (int c = 0; c < C; ++c) {
     xq[c] = a.act + static_cast<size_t>(c0 + c) * a.act_stride;
     xd[c] = reinterpret_cast<const float*>(xq[c] + nbp * 32);
     xs[c] = xq[c] + nbp * 64;
   }
   __m512 acc[R][C];
-  _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
-    _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; b += 2) {
     const bool two = b + 1 < nb;
-    _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       __m512 dw;
       const __m512i wv = L::load(wr[r], b, two, dw);
-      _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
       for (int c = 0; c < C; ++c) {
         // Each lane starts from -offset·(its 4 x) so that it ends at exactly Σ w·x.
         const __m512i start = _mm512_loadu_si512(xs[c] + b * 32);
@@ -166,9 +169,9 @@ void tile_quant(const MatmulArgs& a, int64_t o, int64_t c0) {
       }
     }
   }
-  _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
-    _Pragma("GCC unroll 16")
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) a.y[(c0 + c) * a.w->rows + o + r] = hsum16(acc[r][c]);
 }
 
@@ -191,7 +194,8 @@ struct Tiles {
   }
   template <int... Rs>
   static constexpr auto table(std::integer_sequence<int, Rs...>) {
-    return std::array<std::array<TileFn, kC>, sizeof...(Rs)>{row<Rs + 1>(std::make_integer_sequence<int, kC>())...};
+    return std::array<std::array<TileFn, kC>, sizeof...(Rs)>{
+        row<Rs + 1>(std::make_integer_sequence<int, kC>())...};
   }
   static constexpr auto kTable = table(std::make_integer_sequence<int, kR>());
 };
@@ -211,11 +215,16 @@ void rows_impl(const MatmulArgs& a, int64_t o0, int64_t o1) {
 
 void matmul_rows_avx512(const MatmulArgs& a, int64_t o0, int64_t o1) {
   switch (a.w->type) {
-    case DType::F32: return rows_impl<LoadF32, false>(a, o0, o1);
-    case DType::F16: return rows_impl<LoadF16, false>(a, o0, o1);
-    case DType::BF16: return rows_impl<LoadBF16, false>(a, o0, o1);
-    case DType::Q8_0: return rows_impl<LoadQ8, true>(a, o0, o1);
-    case DType::Q4_0: return rows_impl<LoadQ4, true>(a, o0, o1);
+    case DType::F32:
+      return rows_impl<LoadF32, false>(a, o0, o1);
+    case DType::F16:
+      return rows_impl<LoadF16, false>(a, o0, o1);
+    case DType::BF16:
+      return rows_impl<LoadBF16, false>(a, o0, o1);
+    case DType::Q8_0:
+      return rows_impl<LoadQ8, true>(a, o0, o1);
+    case DType::Q4_0:
+      return rows_impl<LoadQ4, true>(a, o0, o1);
   }
 }
 

@@ -37,8 +37,12 @@ struct MatmulArgs {
 // times their sum (AVX-512 feeds weights to vpdpbusd as unsigned w + offset
 // and starts each lane from -offset·Σx to leave exactly Σ w·x; AVX2 passes
 // start_scale 0 and ignores them). A padding block is all zero.
-inline int64_t act_blocks_padded(int64_t cols) { return ((cols / 32) + 1) & ~int64_t{1}; }
-inline size_t act_row_bytes(int64_t cols) { return static_cast<size_t>(act_blocks_padded(cols)) * 96; }
+inline int64_t act_blocks_padded(int64_t cols) {
+  return ((cols / 32) + 1) & ~int64_t{1};
+}
+inline size_t act_row_bytes(int64_t cols) {
+  return static_cast<size_t>(act_blocks_padded(cols)) * 96;
+}
 
 // Quantizes one activation row to the layout above, bit-identical to
 // quantize_row(DType::Q8_0, ...) in values and scales.

@@ -68,7 +68,8 @@ void ThreadPool::worker_loop() {
     if ((seen & 1) == 0) continue;  // that job was already closed
     bool joined = false;
     while ((s >> 32) == seen) {
-      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
         joined = true;
         break;
       }
@@ -104,7 +105,8 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t)
   auto try_close = [&] {
     uint64_t s = state_.load(std::memory_order_acquire);
     while ((s & kCountMask) == 0) {
-      if (state_.compare_exchange_weak(s, s + kGeneration, std::memory_order_acq_rel, std::memory_order_acquire))
+      if (state_.compare_exchange_weak(s, s + kGeneration, std::memory_order_acq_rel,
+                                       std::memory_order_acquire))
         return true;
     }
     return false;
