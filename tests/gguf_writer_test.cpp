@@ -2,6 +2,8 @@
 // ggml-org file; stories260K-hf is the same model re-saved by transformers),
 // ggml's Q8_0/Q4_0 block definitions worked by hand, and the GGUF reader of
 // formats/gguf.h for reading our files back.
+#include "formats/gguf_writer.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,10 +12,9 @@
 
 #include "formats/gguf.h"
 #include "formats/gguf_convert.h"
-#include "formats/gguf_writer.h"
-#include "formats/random_normal.h"
 #include "formats/hf_checkpoint.h"
 #include "formats/hf_vocab.h"
+#include "formats/random_normal.h"
 #include "hf_test_util.h"
 #include "kernels/dtype.h"
 #include "util/error.h"
@@ -75,9 +76,9 @@ TEST(GgufWriter, Stories260KF32BitIdenticalToOriginal) {
   for (const char* key : {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
                           "tokenizer.ggml.unknown_token_id"})
     EXPECT_EQ(ours.get_int(key), ref.get_int(key)) << key;
-  for (const char* key : {"llama.embedding_length", "llama.feed_forward_length", "llama.block_count",
-                          "llama.attention.head_count", "llama.attention.head_count_kv",
-                          "llama.rope.dimension_count"})
+  for (const char* key : {"llama.embedding_length", "llama.feed_forward_length",
+                          "llama.block_count", "llama.attention.head_count",
+                          "llama.attention.head_count_kv", "llama.rope.dimension_count"})
     EXPECT_EQ(ours.get_int(key), ref.get_int(key)) << key;
   EXPECT_EQ(ours.get_float("llama.attention.layer_norm_rms_epsilon"),
             ref.get_float("llama.attention.layer_norm_rms_epsilon"));
@@ -368,7 +369,8 @@ TEST(GgufWriter, IncompleteOrOverfullDataIsAnError) {
 }
 
 TEST(GgufWriter, RandomModelIsDeterministicAndNormal) {
-  const RandomModelSpec spec = parse_random_spec("dim=64,layers=2,heads=4,kv_heads=2,ffn=96,vocab=300,ctx=128");
+  const RandomModelSpec spec =
+      parse_random_spec("dim=64,layers=2,heads=4,kv_heads=2,ffn=96,vocab=300,ctx=128");
   const std::string dir = scratch_dir("random");
   GgufConvertOptions opt;
   opt.type = DType::F32;
@@ -404,7 +406,8 @@ TEST(GgufWriter, RandomModelIsDeterministicAndNormal) {
   EXPECT_NEAR(sd, 0.02, 0.0006);
   // The file's samples (8-wide AVX2 path) equal the scalar definition.
   int64_t mismatches = 0;
-  for (int64_t i = 0; i < n; ++i) mismatches += x[i] != 0.02f * random_normal(7, 0, static_cast<uint64_t>(i));
+  for (int64_t i = 0; i < n; ++i)
+    mismatches += x[i] != 0.02f * random_normal(7, 0, static_cast<uint64_t>(i));
   EXPECT_EQ(mismatches, 0);
   // And starting mid-stream (odd offset, ragged tail) changes nothing.
   std::vector<float> part(101);
@@ -451,7 +454,8 @@ TEST(GgufWriter, Qwen2BiasesArePermutedWithTheirRows) {
   auto tensors = tiny_tensors();
   std::vector<float> qb(32), kb(16), vb(16);
   for (int i = 0; i < 32; ++i) qb[i] = static_cast<float>(i);
-  for (int i = 0; i < 16; ++i) kb[i] = 100.0f + static_cast<float>(i), vb[i] = 200.0f + static_cast<float>(i);
+  for (int i = 0; i < 16; ++i)
+    kb[i] = 100.0f + static_cast<float>(i), vb[i] = 200.0f + static_cast<float>(i);
   tensors.push_back({"model.layers.0.self_attn.q_proj.bias", "F32", {32}, qb});
   tensors.push_back({"model.layers.0.self_attn.k_proj.bias", "F32", {16}, kb});
   tensors.push_back({"model.layers.0.self_attn.v_proj.bias", "F32", {16}, vb});
@@ -480,24 +484,30 @@ TEST(GgufWriter, Qwen2BiasesArePermutedWithTheirRows) {
 TEST(GgufWriter, ByteLevelVocabulary) {
   const std::string dir = scratch_dir("bytelevel");
   const nlohmann::json tok = {
-      {"model", {{"type", "BPE"},
-                 {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}, {"\xc4\xa0", 3}}},
-                 {"merges", nlohmann::json::array({nlohmann::json::array({"a", "b"})})}}},
-      {"added_tokens", {{{"id", 4}, {"content", "<|begin_of_text|>"}, {"special", true}},
-                        {{"id", 5}, {"content", "<tool>"}, {"special", false}}}},
-      {"pre_tokenizer", {{"type", "Sequence"},
-                         {"pretokenizers", {{{"type", "ByteLevel"}, {"add_prefix_space", false}}}}}},
+      {"model",
+       {{"type", "BPE"},
+        {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}, {"\xc4\xa0", 3}}},
+        {"merges", nlohmann::json::array({nlohmann::json::array({"a", "b"})})}}},
+      {"added_tokens",
+       {{{"id", 4}, {"content", "<|begin_of_text|>"}, {"special", true}},
+        {{"id", 5}, {"content", "<tool>"}, {"special", false}}}},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers", {{{"type", "ByteLevel"}, {"add_prefix_space", false}}}}}},
       {"post_processor",
        {{"type", "TemplateProcessing"},
-        {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                    {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}}}};
+        {"single",
+         {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}}}};
   write_file(dir + "/tokenizer.json", tok.dump());
   const Vocab v = read_vocab_from_tokenizer_json(dir + "/tokenizer.json", "");
   EXPECT_EQ(v.model, "gpt2");
   EXPECT_EQ(v.pre, "llama-bpe");
-  EXPECT_EQ(v.tokens, (std::vector<std::string>{"a", "b", "ab", "\xc4\xa0", "<|begin_of_text|>", "<tool>"}));
-  EXPECT_EQ(v.types, (std::vector<TokenType>{TokenType::Normal, TokenType::Normal, TokenType::Normal,
-                                             TokenType::Normal, TokenType::Control, TokenType::UserDefined}));
+  EXPECT_EQ(v.tokens,
+            (std::vector<std::string>{"a", "b", "ab", "\xc4\xa0", "<|begin_of_text|>", "<tool>"}));
+  EXPECT_EQ(v.types, (std::vector<TokenType>{TokenType::Normal, TokenType::Normal,
+                                             TokenType::Normal, TokenType::Normal,
+                                             TokenType::Control, TokenType::UserDefined}));
   EXPECT_TRUE(v.scores.empty());
   EXPECT_EQ(v.merges, std::vector<std::string>{"a b"});
   EXPECT_TRUE(v.add_bos);

@@ -2,13 +2,14 @@
 // GGUF stories260K re-saved by transformers (shared/README.md), so its tensors
 // must equal the GGUF's byte for byte once HF's rotate-half row permutation of
 // Q/K is undone; stas/tiny-random-llama-2 is an original BF16 HF checkpoint.
+#include "formats/hf_checkpoint.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <filesystem>
 
 #include "formats/gguf.h"
-#include "formats/hf_checkpoint.h"
 #include "hf_test_util.h"
 #include "kernels/dtype.h"
 #include "util/error.h"
@@ -129,9 +130,11 @@ TEST(HfCheckpoint, NameMapping) {
   EXPECT_EQ(hf_to_gguf_name("model.embed_tokens.weight"), "token_embd.weight");
   EXPECT_EQ(hf_to_gguf_name("lm_head.weight"), "output.weight");
   EXPECT_EQ(hf_to_gguf_name("model.norm.weight"), "output_norm.weight");
-  EXPECT_EQ(hf_to_gguf_name("model.layers.12.self_attn.o_proj.weight"), "blk.12.attn_output.weight");
+  EXPECT_EQ(hf_to_gguf_name("model.layers.12.self_attn.o_proj.weight"),
+            "blk.12.attn_output.weight");
   EXPECT_EQ(hf_to_gguf_name("model.layers.3.self_attn.q_proj.bias"), "blk.3.attn_q.bias");
-  EXPECT_EQ(hf_to_gguf_name("model.layers.0.post_attention_layernorm.weight"), "blk.0.ffn_norm.weight");
+  EXPECT_EQ(hf_to_gguf_name("model.layers.0.post_attention_layernorm.weight"),
+            "blk.0.ffn_norm.weight");
   EXPECT_EQ(hf_to_gguf_name("model.layers.0.mlp.down_proj.weight"), "blk.0.ffn_down.weight");
   EXPECT_EQ(hf_to_gguf_name("model.layers.x.mlp.down_proj.weight"), "");
   EXPECT_EQ(hf_to_gguf_name("model.layers.01.mlp.down_proj.weight"), "");
@@ -164,7 +167,8 @@ TEST(HfCheckpoint, ShardedIndexLoadsEachShardOnce) {
     write_file(dir + "/model-0000" + std::to_string(s + 1) + "-of-00002.safetensors",
                safetensors_bytes(h[s].dump(), d[s]));
   write_file(dir + "/model.safetensors.index.json",
-             nlohmann::json{{"metadata", {{"total_size", data.size()}}}, {"weight_map", weight_map}}.dump());
+             nlohmann::json{{"metadata", {{"total_size", data.size()}}}, {"weight_map", weight_map}}
+                 .dump());
   std::filesystem::copy_file(kStoriesHf + "/config.json", dir + "/config.json");
 
   const ModelFile sharded = load_hf_checkpoint(dir);
@@ -190,8 +194,11 @@ TEST(HfCheckpoint, ShardedIndexLoadsEachShardOnce) {
 
 TEST(HfCheckpoint, ConfigVariants) {
   auto cfg = tiny_config();
-  cfg["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                         {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  cfg["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", 8.0},
+                         {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0},
+                         {"original_max_position_embeddings", 8192}};
   cfg["eos_token_id"] = {128001, 128008, 128009};
   cfg["bos_token_id"] = 128000;
   cfg["head_dim"] = 16;

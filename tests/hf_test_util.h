@@ -2,13 +2,13 @@
 // Test-only helpers for the HF checkpoint tests: write safetensors files and
 // config.json by hand (so each test can plant exactly one defect) and scratch
 // directories.
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -16,8 +16,8 @@ namespace nucleus::hftest {
 
 // Removes this process's scratch directories when the test binary exits.
 struct ScratchRoot {
-  std::filesystem::path path = std::filesystem::temp_directory_path() /
-                               ("nucleus_hf_test_" + std::to_string(::getpid()));
+  std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("nucleus_hf_test_" + std::to_string(::getpid()));
   ~ScratchRoot() {
     std::error_code ec;
     std::filesystem::remove_all(path, ec);

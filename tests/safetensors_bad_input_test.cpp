@@ -24,7 +24,8 @@ void expect_error(F fn, std::initializer_list<std::string> needles) {
   } catch (const Error& e) {
     const std::string msg = e.what();
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const std::string& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << n << " in: " << msg;
+    for (const std::string& n : needles)
+      EXPECT_NE(msg.find(n), std::string::npos) << n << " in: " << msg;
   }
 }
 
@@ -35,8 +36,8 @@ std::string st_file(const std::string& name, const std::string& bytes) {
 }
 
 TEST(SafetensorsBadInput, GoodFileReads) {
-  const std::string p = st_file("good", make_safetensors({{"w", "F32", {2, 3}, {1, 2, 3, 4, 5, 6}},
-                                                         {"h", "BF16", {4}, {}}}));
+  const std::string p = st_file(
+      "good", make_safetensors({{"w", "F32", {2, 3}, {1, 2, 3, 4, 5, 6}}, {"h", "BF16", {4}, {}}}));
   const SafetensorsFile f = read_safetensors(p);
   ASSERT_EQ(f.tensors.size(), 2u);
   const TensorView& w = f.tensors.at("w");
@@ -131,7 +132,8 @@ TEST(HfBadInput, UnknownArchitecture) {
   auto cfg = tiny_config();
   cfg["architectures"] = {"GPTNeoXForCausalLM"};
   const std::string dir = write_checkpoint("arch", cfg, tiny_tensors());
-  expect_error([&] { load_hf_checkpoint(dir); }, {"config.json", "architectures", "GPTNeoXForCausalLM"});
+  expect_error([&] { load_hf_checkpoint(dir); },
+               {"config.json", "architectures", "GPTNeoXForCausalLM"});
 }
 
 TEST(HfBadInput, BadConfigFields) {
@@ -176,15 +178,17 @@ TEST(HfBadInput, ShapeDisagreesWithConfig) {
   auto tensors = tiny_tensors();
   tensors[9].shape = {63, 32};  // gate_proj
   const std::string dir = write_checkpoint("shape", tiny_config(), tensors);
-  expect_error([&] { load_hf_checkpoint(dir); },
-               {"model.safetensors", "model.layers.0.mlp.gate_proj.weight", "[63, 32]", "[64, 32]"});
+  expect_error(
+      [&] { load_hf_checkpoint(dir); },
+      {"model.safetensors", "model.layers.0.mlp.gate_proj.weight", "[63, 32]", "[64, 32]"});
 }
 
 TEST(HfBadInput, UnknownOrExtraTensor) {
   auto tensors = tiny_tensors();
   tensors.push_back({"model.layers.1.input_layernorm.weight", "F32", {32}, {}});
   std::string dir = write_checkpoint("extra", tiny_config(), tensors);
-  expect_error([&] { load_hf_checkpoint(dir); }, {"model.layers.1.input_layernorm.weight", "1 layers"});
+  expect_error([&] { load_hf_checkpoint(dir); },
+               {"model.layers.1.input_layernorm.weight", "1 layers"});
   tensors = tiny_tensors();
   tensors.push_back({"model.vision.weight", "F32", {4}, {}});
   dir = write_checkpoint("unknown", tiny_config(), tensors);
@@ -226,7 +230,8 @@ TEST(HfBadInput, IndexProblems) {
   for (const StTensor& t : tiny_tensors()) wm[t.name] = "shard.safetensors";
   wm["model.norm.weight"] = "../escape.safetensors";
   write_file(dir + "/model.safetensors.index.json", nlohmann::json{{"weight_map", wm}}.dump());
-  expect_error([&] { load_hf_checkpoint(dir); }, {"model.safetensors.index.json", "../escape.safetensors"});
+  expect_error([&] { load_hf_checkpoint(dir); },
+               {"model.safetensors.index.json", "../escape.safetensors"});
   // The index assigns a tensor to a shard that does not hold it.
   write_file(dir + "/other.safetensors", make_safetensors({{"unrelated", "F32", {1}, {}}}));
   wm["model.norm.weight"] = "other.safetensors";

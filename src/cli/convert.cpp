@@ -60,14 +60,14 @@ int run_convert(const ConvertArgs& a) {
     check(a.input.empty(), "convert: give either an input directory or --random, not both");
     const RandomModelSpec spec = parse_random_spec(a.random);
     std::unique_ptr<Vocab> vocab;
-    if (!a.vocab_from.empty())
-      vocab = std::make_unique<Vocab>(vocab_from(a.vocab_from));
+    if (!a.vocab_from.empty()) vocab = std::make_unique<Vocab>(vocab_from(a.vocab_from));
     write_random_gguf(spec, a.output, opt, a.seed, vocab.get());
   } else {
     check(!a.input.empty(), "convert: missing input checkpoint directory (or --random SHAPE)");
     ModelFile model = load_hf_checkpoint(a.input);
     if (opt.name.empty()) opt.name = std::filesystem::path(a.input).filename().string();
-    if (opt.name.empty()) opt.name = std::filesystem::path(a.input).parent_path().filename().string();
+    if (opt.name.empty())
+      opt.name = std::filesystem::path(a.input).parent_path().filename().string();
     const std::string tok = !a.vocab_from.empty() ? a.vocab_from : meta(model, "hf.tokenizer_json");
     if (!a.no_vocab) {
       check(!tok.empty(), a.input + ": no tokenizer.json (give --vocab-from FILE or --no-vocab)");
@@ -75,8 +75,7 @@ int run_convert(const ConvertArgs& a) {
     }
     write_gguf(model, a.output, opt);
   }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::error_code ec;
   const auto size = std::filesystem::file_size(a.output, ec);
   std::fprintf(stderr, "wrote %s (%.1f MiB, %s) in %.2f s\n", a.output.c_str(),
@@ -89,7 +88,7 @@ int run_convert(const ConvertArgs& a) {
 Command add_convert(CLI::App& app) {
   auto args = std::make_shared<ConvertArgs>();
   CLI::App* sub = app.add_subcommand(
-      "convert", "Convert a Hugging Face checkpoint directory (or a random model) to GGUF");
+      "convert", "convert a Hugging Face checkpoint directory (or a random model) to GGUF");
   sub->add_option("input", args->input, "HF checkpoint directory (config.json + safetensors)");
   sub->add_option("-o,--output", args->output, "output .gguf file")->required();
   sub->add_option("--type", args->type, "type of 2-D weights: f32, f16, bf16, q8_0, q4_0")
@@ -98,8 +97,9 @@ Command add_convert(CLI::App& app) {
                   "write a random model instead: tinyllama-1.1b, llama-7b, llama3-8b or "
                   "dim=..,layers=..,heads=..,kv_heads=..,ffn=..,vocab=..,ctx=..");
   sub->add_option("--seed", args->seed, "seed of the random weights")->capture_default_str();
-  sub->add_option("--vocab-from", args->vocab_from,
-                  "vocabulary source: a tokenizer.json (SentencePiece-BPE or byte-level BPE) or a .gguf file");
+  sub->add_option(
+      "--vocab-from", args->vocab_from,
+      "vocabulary source: a tokenizer.json (SentencePiece-BPE or byte-level BPE) or a .gguf file");
   sub->add_option("--name", args->name, "general.name (default: the directory's name)");
   sub->add_flag("--no-vocab", args->no_vocab, "write no tokenizer metadata");
   sub->add_option("-t,--threads", args->threads, "threads (0 = all)")->capture_default_str();

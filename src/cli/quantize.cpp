@@ -25,8 +25,7 @@ int run_quantize(const QuantizeArgs& a) {
   opt.threads = a.threads;
   const auto t0 = std::chrono::steady_clock::now();
   requantize_gguf(a.input, a.output, opt);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::error_code ec;
   const auto size = std::filesystem::file_size(a.output, ec);
   std::fprintf(stderr, "wrote %s (%.1f MiB, %s) in %.2f s\n", a.output.c_str(),
@@ -39,7 +38,7 @@ int run_quantize(const QuantizeArgs& a) {
 Command add_quantize(CLI::App& app) {
   auto args = std::make_shared<QuantizeArgs>();
   CLI::App* sub = app.add_subcommand(
-      "quantize", "Rewrite a GGUF file's weight matrices as f32, f16, bf16, q8_0 or q4_0");
+      "quantize", "rewrite a GGUF file's weight matrices as f32, f16, bf16, q8_0 or q4_0");
   sub->add_option("input", args->input, "input .gguf file")->required();
   sub->add_option("output", args->output, "output .gguf file")->required();
   sub->add_option("type", args->type, "f32, f16, bf16, q8_0 or q4_0")->required();

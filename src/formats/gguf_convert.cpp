@@ -59,7 +59,8 @@ void write_tensors(GgufWriter& w, const std::vector<OutTensor>& tensors, int thr
         const int64_t b = n * (task + 1) / n_tasks;
         for (int64_t r = a; r < b; ++r) {
           t.row(r0 + r, buf.data());
-          kernels::quantize_row(t.type, buf.data(), chunk.data() + rb * static_cast<size_t>(r), cols);
+          kernels::quantize_row(t.type, buf.data(), chunk.data() + rb * static_cast<size_t>(r),
+                                cols);
         }
       });
       w.write(chunk.data(), chunk.size());
@@ -70,17 +71,17 @@ void write_tensors(GgufWriter& w, const std::vector<OutTensor>& tensors, int thr
 // Canonical tensor order (llama.cpp's): globals, then each block's tensors.
 int block_rank(const std::string& suffix) {
   static const char* kOrder[] = {
-      "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias", "attn_v.weight",
-      "attn_v.bias", "attn_output.weight", "attn_output.bias", "attn_norm.weight",
-      "ffn_gate.weight", "ffn_gate.bias", "ffn_down.weight", "ffn_down.bias", "ffn_up.weight",
-      "ffn_up.bias", "ffn_norm.weight"};
+      "attn_q.weight",    "attn_q.bias",     "attn_k.weight",      "attn_k.bias",
+      "attn_v.weight",    "attn_v.bias",     "attn_output.weight", "attn_output.bias",
+      "attn_norm.weight", "ffn_gate.weight", "ffn_gate.bias",      "ffn_down.weight",
+      "ffn_down.bias",    "ffn_up.weight",   "ffn_up.bias",        "ffn_norm.weight"};
   for (size_t i = 0; i < std::size(kOrder); ++i)
     if (suffix == kOrder[i]) return static_cast<int>(i);
   return static_cast<int>(std::size(kOrder));
 }
 
 struct SortKey {
-  int group;      // 0 globals, 1 blocks, 2 others
+  int group;  // 0 globals, 1 blocks, 2 others
   int64_t block;
   int rank;
   std::string name;
@@ -100,8 +101,10 @@ SortKey sort_key(const std::string& name) {
       int64_t b = 0;
       bool digits = true;
       for (size_t i = 4; i < dot; ++i) {
-        if (name[i] < '0' || name[i] > '9') digits = false;
-        else b = b * 10 + (name[i] - '0');
+        if (name[i] < '0' || name[i] > '9')
+          digits = false;
+        else
+          b = b * 10 + (name[i] - '0');
       }
       if (digits) return {1, b, block_rank(name.substr(dot + 1)), name};
     }
@@ -112,8 +115,8 @@ SortKey sort_key(const std::string& name) {
 void add_model_metadata(GgufWriter& w, const ModelConfig& c, DType type, const std::string& name) {
   const std::string a = "llama.";
   auto u32 = [](int64_t v, const char* what) {
-    check(v >= 0 && v <= 0xffffffffLL, std::string("GGUF writer: ") + what + " " +
-                                           std::to_string(v) + " does not fit in u32");
+    check(v >= 0 && v <= 0xffffffffLL,
+          std::string("GGUF writer: ") + what + " " + std::to_string(v) + " does not fit in u32");
     return static_cast<uint32_t>(v);
   };
   w.add_string("general.architecture", "llama");
@@ -166,9 +169,9 @@ void add_vocab_metadata(GgufWriter& w, const Vocab& v, const ModelConfig& c) {
   const int32_t eos = v.eos_id >= 0 ? v.eos_id : (c.eos_ids.empty() ? -1 : c.eos_ids[0]);
   auto id = [&](const char* key, int32_t value) {
     if (value < 0) return;
-    check(value < static_cast<int64_t>(tokens.size()),
-          std::string("GGUF writer: ") + key + " " + std::to_string(value) +
-              " is outside the vocabulary");
+    check(value < static_cast<int64_t>(tokens.size()), std::string("GGUF writer: ") + key + " " +
+                                                           std::to_string(value) +
+                                                           " is outside the vocabulary");
     w.add_u32(key, static_cast<uint32_t>(value));
   };
   id("tokenizer.ggml.bos_token_id", bos);
@@ -205,17 +208,24 @@ std::vector<float> llama3_rope_factors(const ModelConfig& c) {
   return f;
 }
 
-bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+bool is_float_type(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
 
 }  // namespace
 
 uint32_t gguf_file_type(DType t) {
   switch (t) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::Q4_0: return 2;
-    case DType::Q8_0: return 7;
-    case DType::BF16: return 32;
+    case DType::F32:
+      return 0;
+    case DType::F16:
+      return 1;
+    case DType::Q4_0:
+      return 2;
+    case DType::Q8_0:
+      return 7;
+    case DType::BF16:
+      return 32;
   }
   throw Error("gguf_file_type: unsupported type");
 }
@@ -240,7 +250,8 @@ void write_gguf(const ModelFile& model, const std::string& out_path,
   }
 
   std::vector<float> rope_factors;
-  if (c.rope_scaling.kind == RopeScaling::Kind::Llama3 && !model.tensors.contains("rope_freqs.weight"))
+  if (c.rope_scaling.kind == RopeScaling::Kind::Llama3 &&
+      !model.tensors.contains("rope_freqs.weight"))
     rope_factors = llama3_rope_factors(c);
 
   std::vector<OutTensor> out;
@@ -267,9 +278,9 @@ void write_gguf(const ModelFile& model, const std::string& out_path,
     check(in_rb * static_cast<size_t>(v.rows()) == v.nbytes,
           "GGUF writer: tensor '" + v.name + "' size does not match its shape");
     if (permute) {
-      check(v.shape.size() <= 2 && hd > 0 && (v.shape.size() == 1 ? cols : v.rows()) % hd == 0,
-            "GGUF writer: tensor '" + v.name + "' rows are not whole heads of " +
-                std::to_string(hd));
+      check(
+          v.shape.size() <= 2 && hd > 0 && (v.shape.size() == 1 ? cols : v.rows()) % hd == 0,
+          "GGUF writer: tensor '" + v.name + "' rows are not whole heads of " + std::to_string(hd));
     }
     if (t.type == v.type && !permute) {
       t.copy_from = v.data;
@@ -319,17 +330,39 @@ void put_pod(std::string& out, T v) {
 // GGUF's byte layout of a value's payload (without its type tag).
 void encode_value(const GgufValue& v, std::string& out) {
   switch (v.type) {
-    case GgufType::U8: put_pod(out, static_cast<uint8_t>(v.u)); return;
-    case GgufType::I8: put_pod(out, static_cast<int8_t>(v.i)); return;
-    case GgufType::U16: put_pod(out, static_cast<uint16_t>(v.u)); return;
-    case GgufType::I16: put_pod(out, static_cast<int16_t>(v.i)); return;
-    case GgufType::U32: put_pod(out, static_cast<uint32_t>(v.u)); return;
-    case GgufType::I32: put_pod(out, static_cast<int32_t>(v.i)); return;
-    case GgufType::U64: put_pod(out, v.u); return;
-    case GgufType::I64: put_pod(out, v.i); return;
-    case GgufType::F32: put_pod(out, static_cast<float>(v.f)); return;
-    case GgufType::F64: put_pod(out, v.f); return;
-    case GgufType::Bool: put_pod(out, static_cast<uint8_t>(v.u != 0 || v.i != 0)); return;
+    case GgufType::U8:
+      put_pod(out, static_cast<uint8_t>(v.u));
+      return;
+    case GgufType::I8:
+      put_pod(out, static_cast<int8_t>(v.i));
+      return;
+    case GgufType::U16:
+      put_pod(out, static_cast<uint16_t>(v.u));
+      return;
+    case GgufType::I16:
+      put_pod(out, static_cast<int16_t>(v.i));
+      return;
+    case GgufType::U32:
+      put_pod(out, static_cast<uint32_t>(v.u));
+      return;
+    case GgufType::I32:
+      put_pod(out, static_cast<int32_t>(v.i));
+      return;
+    case GgufType::U64:
+      put_pod(out, v.u);
+      return;
+    case GgufType::I64:
+      put_pod(out, v.i);
+      return;
+    case GgufType::F32:
+      put_pod(out, static_cast<float>(v.f));
+      return;
+    case GgufType::F64:
+      put_pod(out, v.f);
+      return;
+    case GgufType::Bool:
+      put_pod(out, static_cast<uint8_t>(v.u != 0 || v.i != 0));
+      return;
     case GgufType::String:
       put_pod(out, static_cast<uint64_t>(v.s.size()));
       out += v.s;
@@ -433,16 +466,26 @@ RandomModelSpec parse_random_spec(const std::string& shape) {
             "random model shape: " + key + " must be a positive integer, got '" + val + "'");
       *out = static_cast<int64_t>(x);
     };
-    if (key == "dim") integer(&s.dim);
-    else if (key == "layers") integer(&s.n_layers);
-    else if (key == "heads") integer(&s.n_heads);
-    else if (key == "kv_heads") integer(&s.n_kv_heads);
-    else if (key == "ffn") integer(&s.ffn_dim);
-    else if (key == "vocab") integer(&s.vocab_size);
-    else if (key == "ctx") integer(&s.context_length);
-    else if (key == "rope_theta") s.rope_theta = static_cast<float>(x);
-    else if (key == "rms_eps") s.rms_eps = static_cast<float>(x);
-    else throw Error("random model shape: unknown key '" + key + "'");
+    if (key == "dim")
+      integer(&s.dim);
+    else if (key == "layers")
+      integer(&s.n_layers);
+    else if (key == "heads")
+      integer(&s.n_heads);
+    else if (key == "kv_heads")
+      integer(&s.n_kv_heads);
+    else if (key == "ffn")
+      integer(&s.ffn_dim);
+    else if (key == "vocab")
+      integer(&s.vocab_size);
+    else if (key == "ctx")
+      integer(&s.context_length);
+    else if (key == "rope_theta")
+      s.rope_theta = static_cast<float>(x);
+    else if (key == "rms_eps")
+      s.rms_eps = static_cast<float>(x);
+    else
+      throw Error("random model shape: unknown key '" + key + "'");
   }
   if (s.n_kv_heads == 0) s.n_kv_heads = s.n_heads;
   return s;

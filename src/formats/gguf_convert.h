@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "formats/model_file.h"
 #include "formats/gguf_writer.h"
+#include "formats/model_file.h"
 
 namespace nucleus {
 

@@ -11,8 +11,19 @@ namespace nucleus {
 namespace {
 // GGUF metadata value type ids (gguf_type); formats/gguf.h names them for readers.
 enum KvType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 }  // namespace
 
@@ -54,21 +65,41 @@ void GgufWriter::add_kv(const std::string& key, uint32_t type, const void* raw, 
 }
 
 void GgufWriter::add_encoded(const std::string& key, uint32_t type, const std::string& payload) {
-  check(type <= kF64, "GGUF writer: metadata '" + key + "' has unknown type id " +
-                          std::to_string(type));
+  check(type <= kF64,
+        "GGUF writer: metadata '" + key + "' has unknown type id " + std::to_string(type));
   add_kv(key, type, payload.data(), payload.size());
 }
 
-void GgufWriter::add_u8(const std::string& k, uint8_t v) { add_kv(k, kU8, &v, 1); }
-void GgufWriter::add_i8(const std::string& k, int8_t v) { add_kv(k, kI8, &v, 1); }
-void GgufWriter::add_u16(const std::string& k, uint16_t v) { add_kv(k, kU16, &v, 2); }
-void GgufWriter::add_i16(const std::string& k, int16_t v) { add_kv(k, kI16, &v, 2); }
-void GgufWriter::add_u32(const std::string& k, uint32_t v) { add_kv(k, kU32, &v, 4); }
-void GgufWriter::add_i32(const std::string& k, int32_t v) { add_kv(k, kI32, &v, 4); }
-void GgufWriter::add_f32(const std::string& k, float v) { add_kv(k, kF32, &v, 4); }
-void GgufWriter::add_u64(const std::string& k, uint64_t v) { add_kv(k, kU64, &v, 8); }
-void GgufWriter::add_i64(const std::string& k, int64_t v) { add_kv(k, kI64, &v, 8); }
-void GgufWriter::add_f64(const std::string& k, double v) { add_kv(k, kF64, &v, 8); }
+void GgufWriter::add_u8(const std::string& k, uint8_t v) {
+  add_kv(k, kU8, &v, 1);
+}
+void GgufWriter::add_i8(const std::string& k, int8_t v) {
+  add_kv(k, kI8, &v, 1);
+}
+void GgufWriter::add_u16(const std::string& k, uint16_t v) {
+  add_kv(k, kU16, &v, 2);
+}
+void GgufWriter::add_i16(const std::string& k, int16_t v) {
+  add_kv(k, kI16, &v, 2);
+}
+void GgufWriter::add_u32(const std::string& k, uint32_t v) {
+  add_kv(k, kU32, &v, 4);
+}
+void GgufWriter::add_i32(const std::string& k, int32_t v) {
+  add_kv(k, kI32, &v, 4);
+}
+void GgufWriter::add_f32(const std::string& k, float v) {
+  add_kv(k, kF32, &v, 4);
+}
+void GgufWriter::add_u64(const std::string& k, uint64_t v) {
+  add_kv(k, kU64, &v, 8);
+}
+void GgufWriter::add_i64(const std::string& k, int64_t v) {
+  add_kv(k, kI64, &v, 8);
+}
+void GgufWriter::add_f64(const std::string& k, double v) {
+  add_kv(k, kF64, &v, 8);
+}
 void GgufWriter::add_bool(const std::string& k, bool v) {
   const uint8_t b = v ? 1 : 0;
   add_kv(k, kBool, &b, 1);
@@ -109,10 +140,11 @@ void GgufWriter::add_u32_array(const std::string& k, const std::vector<uint32_t>
   put_array(kv_bytes_, kU32, v);
 }
 
-void GgufWriter::add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape) {
+void GgufWriter::add_tensor(const std::string& name, DType type,
+                            const std::vector<int64_t>& shape) {
   check(file_ == nullptr, "GGUF writer: tensor '" + name + "' added after begin()");
-  check(!name.empty() && name.size() < 64, "GGUF writer: tensor name '" + name +
-                                               "' must have 1 to 63 bytes");
+  check(!name.empty() && name.size() < 64,
+        "GGUF writer: tensor name '" + name + "' must have 1 to 63 bytes");
   check(!shape.empty() && shape.size() <= 4,
         "GGUF writer: tensor '" + name + "' must have 1 to 4 dimensions");
   for (const Info& t : tensors_)
@@ -120,16 +152,16 @@ void GgufWriter::add_tensor(const std::string& name, DType type, const std::vect
   const DTypeInfo& info = dtype_info(type);
   uint64_t numel = 1;
   for (int64_t d : shape) {
-    check(d > 0 && d < (int64_t{1} << 40), "GGUF writer: tensor '" + name + "' has dimension " +
-                                               std::to_string(d));
+    check(d > 0 && d < (int64_t{1} << 40),
+          "GGUF writer: tensor '" + name + "' has dimension " + std::to_string(d));
     check(numel <= (uint64_t{1} << 50) / static_cast<uint64_t>(d),
           "GGUF writer: tensor '" + name + "' is too large");
     numel *= static_cast<uint64_t>(d);
   }
-  check(shape[0] % info.block_elems == 0,
-        "GGUF writer: tensor '" + name + "' row of " + std::to_string(shape[0]) +
-            " elements is not a multiple of " + info.name + "'s block of " +
-            std::to_string(info.block_elems));
+  check(shape[0] % info.block_elems == 0, "GGUF writer: tensor '" + name + "' row of " +
+                                              std::to_string(shape[0]) +
+                                              " elements is not a multiple of " + info.name +
+                                              "'s block of " + std::to_string(info.block_elems));
   Info t{name, type, shape, data_size_,
          numel / static_cast<uint64_t>(info.block_elems) * static_cast<uint64_t>(info.block_bytes)};
   data_size_ += (t.nbytes + kGgufWriteAlignment - 1) / kGgufWriteAlignment * kGgufWriteAlignment;

@@ -91,10 +91,10 @@ class GgufWriter {
   std::string part_path_;
   std::FILE* file_ = nullptr;
   std::vector<char> file_buffer_;
-  uint64_t written_ = 0;      // bytes emitted so far
-  uint64_t data_start_ = 0;   // file offset of the data section
-  size_t current_ = 0;        // tensor being written
-  uint64_t current_done_ = 0; // its bytes written so far
+  uint64_t written_ = 0;       // bytes emitted so far
+  uint64_t data_start_ = 0;    // file offset of the data section
+  size_t current_ = 0;         // tensor being written
+  uint64_t current_done_ = 0;  // its bytes written so far
 };
 
 }  // namespace nucleus

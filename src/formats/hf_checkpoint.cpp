@@ -1,11 +1,10 @@
 #include "formats/hf_checkpoint.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -48,19 +47,19 @@ class ConfigReader {
   }
   double number(const std::string& key, double fallback) const {
     if (!has(key)) return fallback;
-    check(j_[key].is_number(), path_ + ": field '" + key + "' must be a number, got " +
-                                   j_[key].dump());
+    check(j_[key].is_number(),
+          path_ + ": field '" + key + "' must be a number, got " + j_[key].dump());
     return j_[key].get<double>();
   }
   bool boolean(const std::string& key, bool fallback) const {
     if (!has(key)) return fallback;
-    check(j_[key].is_boolean(), path_ + ": field '" + key + "' must be true or false, got " +
-                                    j_[key].dump());
+    check(j_[key].is_boolean(),
+          path_ + ": field '" + key + "' must be true or false, got " + j_[key].dump());
     return j_[key].get<bool>();
   }
   int64_t as_int(const json& v, const std::string& key) const {
-    check(v.is_number_integer(), path_ + ": field '" + key + "' must be an integer, got " +
-                                     v.dump());
+    check(v.is_number_integer(),
+          path_ + ": field '" + key + "' must be an integer, got " + v.dump());
     return v.get<int64_t>();
   }
   const std::string& path() const { return path_; }
@@ -82,11 +81,13 @@ RopeScaling parse_rope_scaling(const ConfigReader& c) {
   RopeScaling rs;
   if (!c.has("rope_scaling")) return rs;
   const json& j = c.raw()["rope_scaling"];
-  check(j.is_object(), c.path() + ": field 'rope_scaling' must be an object or null, got " +
-                           j.dump());
+  check(j.is_object(),
+        c.path() + ": field 'rope_scaling' must be an object or null, got " + j.dump());
   std::string type;
-  if (j.contains("rope_type") && j["rope_type"].is_string()) type = j["rope_type"];
-  else if (j.contains("type") && j["type"].is_string()) type = j["type"];
+  if (j.contains("rope_type") && j["rope_type"].is_string())
+    type = j["rope_type"];
+  else if (j.contains("type") && j["type"].is_string())
+    type = j["type"];
   check(!type.empty(), c.path() + ": field 'rope_scaling' has no 'rope_type' or 'type'");
   if (type == "default") return rs;
   ConfigReader r(j, c.path() + " rope_scaling");
@@ -180,22 +181,22 @@ void check_shard_name(const std::string& name, const std::string& index_path) {
 }
 
 constexpr std::pair<const char*, const char*> kLayerNames[] = {
-      {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},
-      {"self_attn.v_proj.weight", "attn_v.weight"},
-      {"self_attn.o_proj.weight", "attn_output.weight"},
-      {"self_attn.q_proj.bias", "attn_q.bias"},
-      {"self_attn.k_proj.bias", "attn_k.bias"},
-      {"self_attn.v_proj.bias", "attn_v.bias"},
-      {"self_attn.o_proj.bias", "attn_output.bias"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},
-      {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"},
-      {"mlp.gate_proj.bias", "ffn_gate.bias"},
-      {"mlp.up_proj.bias", "ffn_up.bias"},
-      {"mlp.down_proj.bias", "ffn_down.bias"},
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.q_proj.bias", "attn_q.bias"},
+    {"self_attn.k_proj.bias", "attn_k.bias"},
+    {"self_attn.v_proj.bias", "attn_v.bias"},
+    {"self_attn.o_proj.bias", "attn_output.bias"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},
+    {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+    {"mlp.gate_proj.bias", "ffn_gate.bias"},
+    {"mlp.up_proj.bias", "ffn_up.bias"},
+    {"mlp.down_proj.bias", "ffn_down.bias"},
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
 };
 
 std::string layer_suffix(const std::string& rest) {
@@ -213,8 +214,7 @@ std::string gguf_to_hf_name(const std::string& n) {
     const size_t dot = n.find('.', 4);
     if (dot != std::string::npos)
       for (const auto& [hf, gg] : kLayerNames)
-        if (n.substr(dot + 1) == gg)
-          return "model.layers." + n.substr(4, dot - 4) + "." + hf;
+        if (n.substr(dot + 1) == gg) return "model.layers." + n.substr(4, dot - 4) + "." + hf;
   }
   return n;
 }
@@ -300,8 +300,8 @@ ModelFile load_hf_checkpoint(const std::string& dir) {
           index.string() + ": missing object 'weight_map'");
     std::set<std::string> seen;
     for (const auto& [name, file] : idx["weight_map"].items()) {
-      check(file.is_string(), index.string() + ": weight_map entry '" + name +
-                                  "' is not a file name");
+      check(file.is_string(),
+            index.string() + ": weight_map entry '" + name + "' is not a file name");
       const std::string f = file.get<std::string>();
       check_shard_name(f, index.string());
       shard_of[name] = f;
@@ -342,8 +342,7 @@ ModelFile load_hf_checkpoint(const std::string& dir) {
                     " but config.json implies " + shape_str(want));
       }
       check(!model.tensors.contains(name), shard_path + ": tensor '" + hf_name +
-                                               "' appears twice (also in " + source_of[name] +
-                                               ")");
+                                               "' appears twice (also in " + source_of[name] + ")");
       source_of[name] = shard_path;
       view.name = name;
       model.tensors.emplace(name, view);

@@ -1,10 +1,9 @@
 #include "formats/hf_vocab.h"
 
-#include <nlohmann/json.hpp>
-
 #include <fstream>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "util/error.h"
@@ -56,16 +55,18 @@ void apply_tokenizer_config(Vocab& v, const std::map<std::string, int32_t>& id_o
     const std::string s = token_content(c[key]);
     if (s.empty()) return;
     auto it = id_of.find(s);
-    check(it != id_of.end(), config_path + ": field '" + key + "' names token '" + s +
-                                 "' absent from " + path);
+    check(it != id_of.end(),
+          config_path + ": field '" + key + "' names token '" + s + "' absent from " + path);
     *out = it->second;
   };
   lookup("bos_token", &v.bos_id);
   lookup("eos_token", &v.eos_id);
   lookup("unk_token", &v.unk_id);
   lookup("pad_token", &v.pad_id);
-  if (c.contains("add_bos_token") && c["add_bos_token"].is_boolean()) v.add_bos = c["add_bos_token"];
-  if (c.contains("add_eos_token") && c["add_eos_token"].is_boolean()) v.add_eos = c["add_eos_token"];
+  if (c.contains("add_bos_token") && c["add_bos_token"].is_boolean())
+    v.add_bos = c["add_bos_token"];
+  if (c.contains("add_eos_token") && c["add_eos_token"].is_boolean())
+    v.add_eos = c["add_eos_token"];
 }
 
 // The first special token of the post-processor's single-sequence template,
@@ -102,14 +103,13 @@ Vocab read_vocab_from_tokenizer_json(const std::string& path, const std::string&
   return read_byte_level_vocab(t, path, config_path);
 }
 
-Vocab read_spm_vocab_from_tokenizer_json(const std::string& path,
-                                         const std::string& config_path) {
+Vocab read_spm_vocab_from_tokenizer_json(const std::string& path, const std::string& config_path) {
   const json t = read_json(path);
   check(t.is_object() && t.contains("model") && t["model"].is_object(),
         path + ": missing object 'model'");
   const json& m = t["model"];
-  const std::string type = m.contains("type") && m["type"].is_string() ? m["type"].get<std::string>()
-                                                                        : "";
+  const std::string type =
+      m.contains("type") && m["type"].is_string() ? m["type"].get<std::string>() : "";
   const bool byte_fallback = m.contains("byte_fallback") && m["byte_fallback"].is_boolean() &&
                              m["byte_fallback"].get<bool>();
   check(type == "BPE" && byte_fallback,
@@ -122,8 +122,8 @@ Vocab read_spm_vocab_from_tokenizer_json(const std::string& path,
   auto put = [&](const std::string& tok, const json& idv, const std::string& field) {
     check(idv.is_number_integer(), path + ": " + field + " id of '" + tok + "' is not an integer");
     const int64_t id = idv.get<int64_t>();
-    check(id >= 0 && id < (int64_t{1} << 24), path + ": " + field + " token '" + tok +
-                                                  "' has out-of-range id " + std::to_string(id));
+    check(id >= 0 && id < (int64_t{1} << 24),
+          path + ": " + field + " token '" + tok + "' has out-of-range id " + std::to_string(id));
     auto [it, fresh] = by_id.emplace(id, tok);
     check(fresh || it->second == tok, path + ": id " + std::to_string(id) + " names both '" +
                                           it->second + "' and '" + tok + "'");
@@ -135,8 +135,8 @@ Vocab read_spm_vocab_from_tokenizer_json(const std::string& path,
       check(a.is_object() && a.contains("id") && a.contains("content") && a["content"].is_string(),
             path + ": malformed entry in 'added_tokens'");
       const int64_t id = put(a["content"].get<std::string>(), a["id"], "added_tokens");
-      added_special[id] = a.contains("special") && a["special"].is_boolean() &&
-                          a["special"].get<bool>();
+      added_special[id] =
+          a.contains("special") && a["special"].is_boolean() && a["special"].get<bool>();
     }
   }
   check(!by_id.empty(), path + ": empty vocabulary");
@@ -158,9 +158,12 @@ Vocab read_spm_vocab_from_tokenizer_json(const std::string& path,
   for (const auto& [id, tok] : by_id) {
     TokenType ty = TokenType::Normal;
     auto added = added_special.find(id);
-    if (!unk.empty() && tok == unk) ty = TokenType::Unknown;
-    else if (added != added_special.end()) ty = added->second ? TokenType::Control : TokenType::UserDefined;
-    else if (is_byte_token(tok)) ty = TokenType::Byte;
+    if (!unk.empty() && tok == unk)
+      ty = TokenType::Unknown;
+    else if (added != added_special.end())
+      ty = added->second ? TokenType::Control : TokenType::UserDefined;
+    else if (is_byte_token(tok))
+      ty = TokenType::Byte;
     float score = 0.0f;
     // -(float)0 is -0.0f, as SentencePiece stores the first piece's score.
     if (ty == TokenType::Normal) score = -static_cast<float>(normal_rank++);
@@ -177,9 +180,11 @@ Vocab read_spm_vocab_from_tokenizer_json(const std::string& path,
 
 namespace {
 
-Vocab read_byte_level_vocab(const json& t, const std::string& path, const std::string& config_path) {
+Vocab read_byte_level_vocab(const json& t, const std::string& path,
+                            const std::string& config_path) {
   const json& m = t["model"];
-  const std::string type = m.contains("type") && m["type"].is_string() ? m["type"].get<std::string>() : "";
+  const std::string type =
+      m.contains("type") && m["type"].is_string() ? m["type"].get<std::string>() : "";
   check(type == "BPE", path + ": model type '" + type + "' is not BPE");
   check(m.contains("vocab") && m["vocab"].is_object(), path + ": missing object 'model.vocab'");
   const std::string dump = t.contains("pre_tokenizer") ? t["pre_tokenizer"].dump() : "";
@@ -191,8 +196,8 @@ Vocab read_byte_level_vocab(const json& t, const std::string& path, const std::s
   auto put = [&](const std::string& tok, const json& idv) {
     check(idv.is_number_integer(), path + ": id of '" + tok + "' is not an integer");
     const int64_t id = idv.get<int64_t>();
-    check(id >= 0 && id < (int64_t{1} << 24), path + ": token '" + tok +
-                                                  "' has out-of-range id " + std::to_string(id));
+    check(id >= 0 && id < (int64_t{1} << 24),
+          path + ": token '" + tok + "' has out-of-range id " + std::to_string(id));
     auto [it, fresh] = by_id.emplace(id, tok);
     check(fresh || it->second == tok, path + ": id " + std::to_string(id) + " names both '" +
                                           it->second + "' and '" + tok + "'");
@@ -204,7 +209,8 @@ Vocab read_byte_level_vocab(const json& t, const std::string& path, const std::s
       check(a.is_object() && a.contains("id") && a.contains("content") && a["content"].is_string(),
             path + ": malformed entry in 'added_tokens'");
       const int64_t id = put(a["content"].get<std::string>(), a["id"]);
-      added_special[id] = a.contains("special") && a["special"].is_boolean() && a["special"].get<bool>();
+      added_special[id] =
+          a.contains("special") && a["special"].is_boolean() && a["special"].get<bool>();
     }
   }
   check(!by_id.empty(), path + ": empty vocabulary");
@@ -221,7 +227,8 @@ Vocab read_byte_level_vocab(const json& t, const std::string& path, const std::s
   for (const auto& [id, tok] : by_id) {
     auto added = added_special.find(id);
     TokenType ty = TokenType::Normal;
-    if (added != added_special.end()) ty = added->second ? TokenType::Control : TokenType::UserDefined;
+    if (added != added_special.end())
+      ty = added->second ? TokenType::Control : TokenType::UserDefined;
     v.tokens.push_back(tok);
     v.types.push_back(ty);
     id_of.emplace(tok, static_cast<int32_t>(id));
@@ -242,11 +249,15 @@ Vocab read_byte_level_vocab(const json& t, const std::string& path, const std::s
       }
     }
   }
-  if (id_of.contains("<|begin_of_text|>")) v.pre = "llama-bpe";
-  else if (id_of.contains("<|im_start|>")) v.pre = "qwen2";
-  else v.pre = "default";
+  if (id_of.contains("<|begin_of_text|>"))
+    v.pre = "llama-bpe";
+  else if (id_of.contains("<|im_start|>"))
+    v.pre = "qwen2";
+  else
+    v.pre = "default";
 
-  const std::string prefix = t.contains("post_processor") ? template_prefix(t["post_processor"]) : "";
+  const std::string prefix =
+      t.contains("post_processor") ? template_prefix(t["post_processor"]) : "";
   if (!prefix.empty() && id_of.contains(prefix)) {
     v.add_bos = true;
     v.bos_id = id_of[prefix];

@@ -22,11 +22,16 @@ constexpr float kHalfPi = 1.57079632679489662f;
 // s = (m-1)/(m+1), |s| <= 0.172 for m in [1/sqrt2, sqrt2]; sin and cos on
 // [0, pi/2) in powers of a^2. Truncation errors are below float rounding.
 constexpr float kL[] = {1.0f / 9, 1.0f / 7, 1.0f / 5, 1.0f / 3, 1.0f};
-constexpr float kS[] = {1.0f / 6227020800.0f, -1.0f / 39916800.0f, 1.0f / 362880.0f,
-                        -1.0f / 5040.0f,      1.0f / 120.0f,       -1.0f / 6.0f, 1.0f};
-constexpr float kC[] = {-1.0f / 87178291200.0f, 1.0f / 479001600.0f, -1.0f / 3628800.0f,
-                        1.0f / 40320.0f,        -1.0f / 720.0f,      1.0f / 24.0f,
-                        -1.0f / 2.0f,           1.0f};
+constexpr float kS[] = {1.0f / 6227020800.0f,
+                        -1.0f / 39916800.0f,
+                        1.0f / 362880.0f,
+                        -1.0f / 5040.0f,
+                        1.0f / 120.0f,
+                        -1.0f / 6.0f,
+                        1.0f};
+constexpr float kC[] = {
+    -1.0f / 87178291200.0f, 1.0f / 479001600.0f, -1.0f / 3628800.0f, 1.0f / 40320.0f,
+    -1.0f / 720.0f,         1.0f / 24.0f,        -1.0f / 2.0f,       1.0f};
 
 inline uint32_t fmix32(uint32_t h) {
   h ^= h >> 16;
@@ -110,12 +115,12 @@ inline __m256i fmix32x8(__m256i h) {
 void pairs_avx2(const NormalStream& s, uint32_t p0, float* z0, float* z1) {
   const __m256i p = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(p0)),
                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  const __m256i h1 = fmix32x8(_mm256_add_epi32(
-      _mm256_mullo_epi32(p, _mm256_set1_epi32(static_cast<int32_t>(kMulA))),
-      _mm256_set1_epi32(static_cast<int32_t>(s.k0))));
-  const __m256i h2 = fmix32x8(_mm256_add_epi32(
-      _mm256_mullo_epi32(p, _mm256_set1_epi32(static_cast<int32_t>(kMulB))),
-      _mm256_set1_epi32(static_cast<int32_t>(s.k1))));
+  const __m256i h1 = fmix32x8(
+      _mm256_add_epi32(_mm256_mullo_epi32(p, _mm256_set1_epi32(static_cast<int32_t>(kMulA))),
+                       _mm256_set1_epi32(static_cast<int32_t>(s.k0))));
+  const __m256i h2 = fmix32x8(
+      _mm256_add_epi32(_mm256_mullo_epi32(p, _mm256_set1_epi32(static_cast<int32_t>(kMulB))),
+                       _mm256_set1_epi32(static_cast<int32_t>(s.k1))));
   const __m256 inv24 = _mm256_set1_ps(kInv24);
   const __m256 u1 = _mm256_mul_ps(
       _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(h1, 8), _mm256_set1_epi32(1))), inv24);
@@ -131,7 +136,8 @@ void pairs_avx2(const NormalStream& s, uint32_t p0, float* z0, float* z1) {
   const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 sv = _mm256_div_ps(_mm256_sub_ps(m, one), _mm256_add_ps(m, one));
   const __m256 t = _mm256_mul_ps(sv, horner8(kL, _mm256_mul_ps(sv, sv)));
-  const __m256 ln = _mm256_fmadd_ps(_mm256_cvtepi32_ps(e), _mm256_set1_ps(kLn2), _mm256_add_ps(t, t));
+  const __m256 ln =
+      _mm256_fmadd_ps(_mm256_cvtepi32_ps(e), _mm256_set1_ps(kLn2), _mm256_add_ps(t, t));
   const __m256 r = _mm256_sqrt_ps(_mm256_mul_ps(ln, _mm256_set1_ps(-2.0f)));
 
   const __m256 q4 = _mm256_mul_ps(u2, _mm256_set1_ps(4.0f));
@@ -145,10 +151,10 @@ void pairs_avx2(const NormalStream& s, uint32_t p0, float* z0, float* z1) {
       _mm256_cmpeq_epi32(_mm256_and_si256(q, _mm256_set1_epi32(1)), _mm256_set1_epi32(1)));
   const __m256 cs1 = _mm256_blendv_ps(cs, _mm256_xor_ps(sn, sign), odd);
   const __m256 sn1 = _mm256_blendv_ps(sn, cs, odd);
-  const __m256 flip = _mm256_and_ps(
-      _mm256_castsi256_ps(
-          _mm256_cmpeq_epi32(_mm256_and_si256(q, _mm256_set1_epi32(2)), _mm256_set1_epi32(2))),
-      sign);
+  const __m256 flip =
+      _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                        _mm256_and_si256(q, _mm256_set1_epi32(2)), _mm256_set1_epi32(2))),
+                    sign);
   cs = _mm256_xor_ps(cs1, flip);
   sn = _mm256_xor_ps(sn1, flip);
   _mm256_storeu_ps(z0, _mm256_mul_ps(r, cs));

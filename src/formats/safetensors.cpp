@@ -1,9 +1,8 @@
 #include "formats/safetensors.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "util/error.h"
 
@@ -21,10 +20,14 @@ constexpr uint64_t kMaxHeaderBytes = uint64_t{100} << 20;
 constexpr uint64_t kMaxElements = uint64_t{1} << 50;
 
 bool parse_dtype_name(const std::string& s, DType* out) {
-  if (s == "F32") *out = DType::F32;
-  else if (s == "F16") *out = DType::F16;
-  else if (s == "BF16") *out = DType::BF16;
-  else return false;
+  if (s == "F32")
+    *out = DType::F32;
+  else if (s == "F16")
+    *out = DType::F16;
+  else if (s == "BF16")
+    *out = DType::BF16;
+  else
+    return false;
   return true;
 }
 
@@ -43,8 +46,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
   const uint64_t size = out.mapping->size();
   const std::string where = path + ": ";
 
-  check(size >= 8, where + "file of " + std::to_string(size) +
-                       " bytes is too short for a safetensors header");
+  check(size >= 8,
+        where + "file of " + std::to_string(size) + " bytes is too short for a safetensors header");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | base[i];
   check(header_len <= size - 8, where + "header length " + std::to_string(header_len) +
@@ -81,8 +84,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
     const uint64_t elem = static_cast<uint64_t>(dtype_info(type).block_bytes);
 
     const json& shape = entry["shape"];
-    check(shape.size() <= 4, tw + "shape has " + std::to_string(shape.size()) +
-                                 " dimensions (at most 4 supported)");
+    check(shape.size() <= 4,
+          tw + "shape has " + std::to_string(shape.size()) + " dimensions (at most 4 supported)");
     std::vector<int64_t> dims;
     uint64_t numel = 1;
     for (const json& d : shape) {
@@ -110,10 +113,10 @@ SafetensorsFile read_safetensors(const std::string& path) {
     check(begin <= end, tw + "data_offsets " + offs_str + " end before begin");
     check(end <= data_size, tw + "data_offsets " + offs_str + " beyond the data section of " +
                                 std::to_string(data_size) + " bytes");
-    check(end - begin == numel * elem,
-          tw + "data_offsets " + offs_str + " hold " + std::to_string(end - begin) +
-              " bytes but shape " + shape.dump() + " of " + dtype_str + " needs " +
-              std::to_string(numel * elem));
+    check(end - begin == numel * elem, tw + "data_offsets " + offs_str + " hold " +
+                                           std::to_string(end - begin) + " bytes but shape " +
+                                           shape.dump() + " of " + dtype_str + " needs " +
+                                           std::to_string(numel * elem));
 
     TensorView view;
     view.name = name;
