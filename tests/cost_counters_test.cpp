@@ -69,6 +69,15 @@ TEST(CostCounters, PrefillMatchesAnalyticExactly) {
   e.reset_counters();
   e.prefill(e.kv().create(), kPrompt, logits, /*all_positions=*/true);
   expect_equal(e.counters(), cost::prefill_cost(cfg, DType::F32, 1, 5, 5));
+
+  // No row wants logits: neither the output norm nor the lm_head is read.
+  e.reset_counters();
+  Batch b;
+  const int32_t seq = e.kv().create();
+  for (int32_t t : kPrompt) b.add(seq, t, false);
+  e.forward(b, logits);
+  EXPECT_TRUE(logits.empty());
+  expect_equal(e.counters(), cost::prefill_cost(cfg, DType::F32, 1, 5, 0));
 }
 
 TEST(CostCounters, DecodeStepMatchesAnalyticExactly) {
