@@ -40,8 +40,8 @@ class ActivationPrinter : public ActivationObserver {
     shape += ", ";
     shape += std::to_string(width);
     shape += ")";
-    std::printf("%-24s %-12s mean %+.6e  rms %.6e  max|x| %.6e\n", file.c_str(), shape.c_str(),
-                mean, rms, maxabs);
+    std::printf("%-24s %-12s %+.6e  %.6e  %.6e\n", file.c_str(), shape.c_str(), mean, rms,
+                maxabs);
     if (!dump_dir_.empty()) {
       const int64_t dims[2] = {rows, width};
       write_npy_f32((std::filesystem::path(dump_dir_) / (file + ".npy")).string(), data, dims);
@@ -110,6 +110,10 @@ Command add_logits(CLI::App& app) {
                       "--dump: cannot create directory " + o->dump);
               }
               ActivationPrinter printer(n_layers, layer_opt->count() > 0 ? o->layer : -1, o->dump);
+              std::printf("# one forward pass over %zu tokens; rows are positions\n",
+                          ids.size());
+              std::printf("%-24s %-12s %-15s %-14s %s\n", "# output", "shape", "mean", "rms",
+                          "max|x|");
               engine.set_observer(&printer);
               engine.prefill(engine.kv().create(), ids, logits, /*all_positions=*/true);
               engine.set_observer(nullptr);
