@@ -148,6 +148,7 @@ int run_generate(GenerateOpts& o) {
   }
   if (stream_text) {
     std::fputs("\n", stdout);
+    std::fflush(stdout);  // the summary goes to stderr; keep it after the text
   } else {
     for (size_t i = 0; i < res.sequences.size(); ++i) {
       const SequenceResult& s = res.sequences[i];
