@@ -32,13 +32,13 @@ struct PhasePerf {
 PhasePerf phase_perf(int64_t tokens, double seconds, const OpCounters& counters,
                      const cost::MachinePeaks& peaks, DType weight_dtype, int threads);
 
-// One line, no newline, columns aligned across calls, e.g.
-// "prefill      5 prompt tok     0.21 ms   23809.5 tok/s   0.011 GFLOP   50.11 GFLOP/s
-//  12.34 GB/s  MFU  0.52%  MBU  3.10%"
+// One line, no newline, columns aligned across calls, e.g. (one line)
+// "decode       15 new tok         3.77 ms     3976.0 tok/s      0.0080 GFLOP
+//      2.128 GFLOP/s     4.208 GB/s  MFU   5.32%  MBU  52.60%"
 std::string phase_line(std::string_view name, std::string_view unit, const PhasePerf& p);
 
 // Where the peaks came from and their values for this dtype and thread count,
-// e.g. "peaks (cached (measured 2026-11-28)): 64.0 GFLOP/s f32, 20.0 GB/s, 2 threads".
+// e.g. "peaks for MFU/MBU: 40.0 GFLOP/s (f32 weights), 8.0 GB/s, 1 thread; source: default ...".
 std::string peaks_line(const cost::MachinePeaks& peaks, DType weight_dtype, int threads);
 
 // {"tokens", "seconds", "tokens_per_second", "flops", "bytes", "flops_per_second",
