@@ -37,7 +37,8 @@ def main():
                 if key not in p:
                     fail("timings.%s lacks %s" % (phase, key))
             if p["seconds"] > 0:
-                if abs(p["flops_per_second"] - p["flops"] / p["seconds"]) > 1e-6 * p["flops_per_second"]:
+                rate = p["flops"] / p["seconds"]
+                if abs(p["flops_per_second"] - rate) > 1e-6 * rate:
                     fail(phase + ": flops_per_second is not flops / seconds")
                 peak = t["peaks"]["flops_per_second"]
                 if abs(p["mfu"] - p["flops_per_second"] / peak) > 1e-9:
