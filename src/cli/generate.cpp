@@ -5,6 +5,8 @@
 
 #include "cli/common.h"
 #include "cli/generation_flags.h"
+#include "cli/perf_report.h"
+#include "cost/probe.h"
 #include "generate/generator.h"
 #include "util/error.h"
 
@@ -21,26 +23,20 @@ struct GenerateOpts {
   bool trace = false;
 };
 
-nlohmann::json phase_json(const PhaseStats& p) {
-  return {{"tokens", p.tokens},
-          {"seconds", p.seconds},
-          {"tokens_per_second", p.seconds > 0 ? static_cast<double>(p.tokens) / p.seconds : 0.0},
-          {"flops", p.counters.total_flops()},
-          {"weight_bytes", p.counters.weight_bytes},
-          {"kv_read_bytes", p.counters.kv_read_bytes},
-          {"kv_write_bytes", p.counters.kv_write_bytes}};
+PhasePerf measured(const PhaseStats& p, const cost::MachinePeaks& peaks, DType dtype,
+                   int threads) {
+  return phase_perf(p.tokens, p.seconds, p.counters, peaks, dtype, threads);
 }
 
-void print_phase(const char* name, const char* unit, const PhaseStats& p) {
-  const double tps = p.seconds > 0 ? static_cast<double>(p.tokens) / p.seconds : 0.0;
-  const double flops = static_cast<double>(p.counters.total_flops());
-  const double bytes = static_cast<double>(p.counters.weight_bytes + p.counters.kv_read_bytes +
-                                           p.counters.kv_write_bytes);
-  std::fprintf(stderr,
-               "%-8s %6lld %-10s %9.2f ms %10.1f tok/s  %10.3f GFLOP  %8.2f GFLOP/s  %8.2f GB/s\n",
-               name, static_cast<long long>(p.tokens), unit, p.seconds * 1e3, tps, flops / 1e9,
-               p.seconds > 0 ? flops / p.seconds / 1e9 : 0.0,
-               p.seconds > 0 ? bytes / p.seconds / 1e9 : 0.0);
+// The perf figures plus the raw counters (the bytes split by kind).
+nlohmann::json phase_json(const PhaseStats& p, const PhasePerf& perf) {
+  nlohmann::json j = phase_perf_json(perf);
+  j["matmul_flops"] = p.counters.matmul_flops;
+  j["attention_flops"] = p.counters.attention_flops;
+  j["weight_bytes"] = p.counters.weight_bytes;
+  j["kv_read_bytes"] = p.counters.kv_read_bytes;
+  j["kv_write_bytes"] = p.counters.kv_write_bytes;
+  return j;
 }
 
 int run_generate(GenerateOpts& o) {
@@ -76,6 +72,10 @@ int run_generate(GenerateOpts& o) {
     };
   }
   const GenerateResult res = generate(engine, m.tokenizer.get(), req, stream);
+  const cost::MachinePeaks peaks = cost::cached_or_default_peaks();
+  const DType wtype = m.model->weight_type();
+  const PhasePerf prefill_perf = measured(res.prefill, peaks, wtype, eo.threads);
+  const PhasePerf decode_perf = measured(res.decode, peaks, wtype, eo.threads);
 
   if (o.json) {
     nlohmann::json out;
@@ -92,7 +92,14 @@ int run_generate(GenerateOpts& o) {
       out["sequences"] = seqs;
     }
     out["sampler_chain"] = res.chain;
-    out["timings"] = {{"prefill", phase_json(res.prefill)}, {"decode", phase_json(res.decode)}};
+    out["timings"] = {{"prefill", phase_json(res.prefill, prefill_perf)},
+                      {"decode", phase_json(res.decode, decode_perf)},
+                      {"peaks",
+                       {{"source", peaks.source},
+                        {"flops_per_second", cost::peak_flops(peaks, wtype, eo.threads)},
+                        {"bytes_per_second", cost::peak_bandwidth(peaks, eo.threads)},
+                        {"weight_dtype", dtype_info(wtype).name},
+                        {"threads", eo.threads}}}};
     if (o.trace) {
       nlohmann::json traces = nlohmann::json::array();
       for (const SequenceResult& s : res.sequences) {
@@ -115,6 +122,7 @@ int run_generate(GenerateOpts& o) {
   }
   if (stream_text) {
     std::fputs("\n", stdout);
+    std::fflush(stdout);  // the summary goes to stderr; keep it after the text
   } else {
     for (size_t i = 0; i < res.sequences.size(); ++i) {
       const SequenceResult& s = res.sequences[i];
@@ -138,8 +146,9 @@ int run_generate(GenerateOpts& o) {
   std::fprintf(stderr, "sampler chain: %s\n", res.chain.c_str());
   std::fprintf(stderr, "stop: %s%s\n", res.sequences.front().stop_reason.c_str(),
                req.kv_cache ? "" : " (no KV cache: every step recomputes the sequence)");
-  print_phase("prefill", "prompt tok", res.prefill);
-  print_phase("decode", "new tok", res.decode);
+  std::fprintf(stderr, "%s\n", phase_line("prefill", "prompt tok", prefill_perf).c_str());
+  std::fprintf(stderr, "%s\n", phase_line("decode", "new tok", decode_perf).c_str());
+  std::fprintf(stderr, "%s\n", peaks_line(peaks, wtype, eo.threads).c_str());
   return 0;
 }
 
