@@ -1,7 +1,9 @@
-// Quantized weights: stories260K with its matrices converted to F16, BF16,
-// Q8_0 and Q4_0 still tracks Hugging Face's float32 logits. The bounds are
-// loose multiples of the measured error (printed), tight enough to catch a
-// broken kernel or block layout (which gives errors of order 10).
+// Quantized weights: stories260K with its matrices (token_embd included)
+// converted to F16, BF16, Q8_0 and Q4_0 still tracks Hugging Face's float32
+// logits. Measured max |error| (rms): f16 0.011 (0.002), bf16 0.080 (0.016),
+// q8_0 0.27 (0.064), q4_0 4.6 (1.0) on logits spanning about ±17 — a 64-wide
+// model has only two 32-blocks per row. Bounds are about 2x the measurement;
+// a broken kernel or block layout would also lose the argmax agreement.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -25,12 +27,14 @@ TEST(EngineQuant, LogitErrorAgainstTransformersPerDtype) {
   std::ifstream in(std::string(NUCLEUS_TEST_DATA) + "/hf_ref/stories260K.json");
   const nlohmann::json ref = nlohmann::json::parse(in);
   for (const Case c : {Case{DType::F32, 1e-3f}, Case{DType::F16, 0.05f}, Case{DType::BF16, 0.3f},
-                       Case{DType::Q8_0, 0.3f}, Case{DType::Q4_0, 3.0f}}) {
+                       Case{DType::Q8_0, 0.6f}, Case{DType::Q4_0, 8.0f}}) {
     auto file = std::make_shared<ModelFile>(
         load_model_file(std::string(NUCLEUS_MODELS_DIR) + "/stories260K.gguf"));
     quantize_weights(*file, c.type);
     auto model = std::make_shared<const Model>(file);
-    if (c.type != DType::F32) EXPECT_EQ(model->weight_type(), c.type);
+    if (c.type != DType::F32) {
+      EXPECT_EQ(model->weight_type(), c.type);
+    }
     Engine e(model, {});
     float worst = 0.0f;
     double sum_sq = 0.0;
@@ -61,7 +65,10 @@ TEST(EngineQuant, LogitErrorAgainstTransformersPerDtype) {
                 dtype_name(c.type), worst, std::sqrt(sum_sq / count),
                 static_cast<long long>(argmax_agree), static_cast<long long>(positions));
     EXPECT_LT(worst, c.max_abs_bound) << dtype_name(c.type);
-    if (c.type != DType::Q4_0) EXPECT_GE(argmax_agree, positions - 1) << dtype_name(c.type);
+    // Measured: every dtype, Q4_0 included, picks HF's argmax at all 26
+    // positions; allow one miss (Q4_0: a few) so that rounding ties don't flake.
+    EXPECT_GE(argmax_agree, c.type == DType::Q4_0 ? positions - 4 : positions - 1)
+        << dtype_name(c.type);
   }
 }
 

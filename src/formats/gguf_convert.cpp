@@ -367,11 +367,25 @@ void encode_value(const GgufValue& v, std::string& out) {
       put_pod(out, static_cast<uint64_t>(v.s.size()));
       out += v.s;
       return;
-    case GgufType::Array:
+    case GgufType::Array: {
       put_pod(out, static_cast<uint32_t>(v.elem_type));
-      put_pod(out, static_cast<uint64_t>(v.items.size()));
+      put_pod(out, static_cast<uint64_t>(v.size()));
+      // The reader keeps numeric elements compactly (ints / floats) and the
+      // rest as values (items); exactly one of the three is filled.
       for (const GgufValue& item : v.items) encode_value(item, out);
+      GgufValue scalar;
+      scalar.type = v.elem_type;
+      for (int64_t x : v.ints) {
+        scalar.i = x;
+        scalar.u = static_cast<uint64_t>(x);
+        encode_value(scalar, out);
+      }
+      for (double x : v.floats) {
+        scalar.f = x;
+        encode_value(scalar, out);
+      }
       return;
+    }
   }
   throw Error("GGUF writer: cannot encode metadata of unknown type");
 }
