@@ -1,10 +1,34 @@
 #include "kernels/attention.h"
 
+#include <immintrin.h>
+
 #include <cmath>
 #include <limits>
 #include <vector>
 
 namespace nucleus::kernels {
+namespace {
+
+// q·k with a fixed order (8 lane sums, then a fixed tree, then the tail), so
+// a score is the same bits whichever batch or phase computes it. AVX2 is the
+// project's baseline ISA.
+inline float dot(const float* q, const float* k, int64_t n) {
+  int64_t d = 0;
+  float sum = 0.0f;
+  if (n >= 8) {
+    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(k));
+    for (d = 8; d + 8 <= n; d += 8)
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    sum = _mm_cvtss_f32(h);
+  }
+  for (; d < n; ++d) sum += q[d] * k[d];
+  return sum;
+}
+
+}  // namespace
 
 void attention_head(const AttentionShape& shape, const float* q_head,
                     std::span<const float* const> key_blocks,
@@ -27,9 +51,7 @@ void attention_head(const AttentionShape& shape, const float* q_head,
     float block_max = running_max;
     for (int64_t j = 0; j < n; ++j) {
       const float* k = kb + j * kv_dim;
-      float dot = 0.0f;
-      for (int64_t d = 0; d < hd; ++d) dot += q_head[d] * k[d];
-      scores[j] = dot * scale;
+      scores[j] = dot(q_head, k, hd) * scale;
       block_max = std::max(block_max, scores[j]);
     }
     // Rescale what was accumulated so far to the new maximum, once per block.
