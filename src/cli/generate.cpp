@@ -70,18 +70,35 @@ int run_generate(GenerateOpts& o) {
   if (!o.bad_words.empty()) cfg.bad_words_ids = parse_id_groups(o.bad_words);
   if (!o.suppress.empty()) cfg.suppress_tokens = parse_ids(o.suppress);
   if (!o.eos.empty()) cfg.eos_token_ids = parse_ids(o.eos);
-  cfg.validate();  // before any model work
-
-  LoadedModel m = load_model(o.model);
+  cfg.validate();
+  // Everything checkable without the model is checked before loading it, so a
+  // bad setting is reported even when the model path is wrong too.
   GenerateRequest req;
   if (!o.tokens.empty()) {
-    req.prompt = parse_ids(o.tokens);
+    try {
+      req.prompt = parse_ids(o.tokens);
+    } catch (const Error& e) {
+      std::string msg = "--tokens: ";
+      msg += e.what();
+      throw Error(msg);
+    }
+    check(!req.prompt.empty(), "--tokens: empty prompt (give at least one token id)");
+    for (int32_t id : req.prompt)
+      check(id >= 0, "--tokens: token id " + std::to_string(id) + " is negative");
   } else {
-    check(!o.prompt.empty(), "empty prompt");
+    check(!o.prompt.empty(), "-p/--prompt: empty prompt (give some text or --tokens)");
+  }
+
+  LoadedModel m = load_model(o.model);
+  if (o.tokens.empty()) {
     const Tokenizer& tok = m.need_tokenizer();
     req.prompt = tok.encode(o.prompt, tok.add_bos_default());
+    check(!req.prompt.empty(), "-p/--prompt: the text encodes to no tokens");
   }
-  check(!req.prompt.empty(), "empty prompt");
+  for (int32_t id : req.prompt)
+    check(id < m.model->config().vocab_size,
+          "--tokens: token id " + std::to_string(id) + " is out of range [0, " +
+              std::to_string(m.model->config().vocab_size) + ")");
   req.config = cfg;
   req.kv_cache = !o.no_kv_cache;
   req.trace = o.trace;
