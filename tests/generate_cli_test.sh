@@ -25,6 +25,7 @@ for i, s in enumerate(seqs):
     assert s["tokens"] == want, (i, s["tokens"], want)
     assert abs(s["score"] - beam["sequences_scores"][i]) < 1e-4, (i, s["score"])
 assert out["tokens"] == seqs[0]["tokens"]
+assert out["kv_peak_bytes"] > 0
 PY
 
 # --trace --json: one record per step with the processors that ran.

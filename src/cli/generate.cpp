@@ -135,6 +135,7 @@ int run_generate(GenerateOpts& o) {
       out["sequences"] = seqs;
     }
     out["sampler_chain"] = res.chain;
+    out["kv_peak_bytes"] = res.kv_peak_blocks * res.kv_bytes_per_block;
     out["timings"] = {{"prefill", phase_json(res.prefill)}, {"decode", phase_json(res.decode)}};
     if (o.trace) {
       nlohmann::json traces = nlohmann::json::array();
