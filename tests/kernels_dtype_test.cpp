@@ -26,14 +26,14 @@ float from_bits(uint32_t u) {
 }
 
 TEST(Fp16, DecodesKnownValues) {
-  EXPECT_EQ(fp16_to_fp32(0x3C00), 1.0f);            // exp 15 -> 2^0, mantissa 0
-  EXPECT_EQ(fp16_to_fp32(0xC000), -2.0f);           // sign, exp 16 -> 2^1
-  EXPECT_EQ(fp16_to_fp32(0x3555), 0.333251953125f);  // 2^-2 * (1 + 341/1024) = 1365/4096
-  EXPECT_EQ(fp16_to_fp32(0x7BFF), 65504.0f);        // 2^15 * (1 + 1023/1024), largest finite
+  EXPECT_EQ(fp16_to_fp32(0x3C00), 1.0f);                   // exp 15 -> 2^0, mantissa 0
+  EXPECT_EQ(fp16_to_fp32(0xC000), -2.0f);                  // sign, exp 16 -> 2^1
+  EXPECT_EQ(fp16_to_fp32(0x3555), 0.333251953125f);        // 2^-2 * (1 + 341/1024) = 1365/4096
+  EXPECT_EQ(fp16_to_fp32(0x7BFF), 65504.0f);               // 2^15 * (1 + 1023/1024), largest finite
   EXPECT_EQ(fp16_to_fp32(0x0400), std::ldexp(1.0f, -14));  // smallest normal
   EXPECT_EQ(fp16_to_fp32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal: 1 * 2^-24
   EXPECT_EQ(fp16_to_fp32(0x03FF), std::ldexp(1023.0f, -24));  // largest subnormal
-  EXPECT_EQ(fp16_to_fp32(0x0200), std::ldexp(1.0f, -15));  // 512 * 2^-24
+  EXPECT_EQ(fp16_to_fp32(0x0200), std::ldexp(1.0f, -15));     // 512 * 2^-24
   EXPECT_EQ(fp16_to_fp32(0x8001), -std::ldexp(1.0f, -24));
   EXPECT_EQ(bits_of(fp16_to_fp32(0x0000)), 0x00000000u);
   EXPECT_EQ(bits_of(fp16_to_fp32(0x8000)), 0x80000000u);  // -0 keeps its sign
@@ -99,7 +99,7 @@ TEST(Fp16, RoundTripsEveryFiniteHalf) {
 }
 
 TEST(Bf16, DecodesAndEncodes) {
-  EXPECT_EQ(bf16_to_fp32(0x3F80), 1.0f);      // f32 bits 0x3F800000
+  EXPECT_EQ(bf16_to_fp32(0x3F80), 1.0f);       // f32 bits 0x3F800000
   EXPECT_EQ(bf16_to_fp32(0x4049), 3.140625f);  // 0x40490000 = 2 * (1 + 0x49/128)
   EXPECT_EQ(bf16_to_fp32(0xC000), -2.0f);
   EXPECT_EQ(bf16_to_fp32(0x0001), std::ldexp(1.0f, -133));  // f32 subnormal 2^16 * 2^-149
@@ -141,8 +141,8 @@ TEST(Q4_0, DequantizesKnownBlock) {
   float out[32];
   dequantize_row(DType::Q4_0, &b, out, 32);
   for (int j = 0; j < 16; ++j) {
-    EXPECT_EQ(out[j], (j - 8) * 2.0f) << j;          // (nibble - 8) * d
-    EXPECT_EQ(out[j + 16], (7 - j) * 2.0f) << j;     // (15 - j - 8) * d
+    EXPECT_EQ(out[j], (j - 8) * 2.0f) << j;       // (nibble - 8) * d
+    EXPECT_EQ(out[j + 16], (7 - j) * 2.0f) << j;  // (15 - j - 8) * d
   }
 }
 
@@ -150,12 +150,12 @@ TEST(Q8_0, QuantizesWithRoundHalfAwayFromZero) {
   // amax = 127 gives d = 1 exactly (f16 0x3C00) and id = 1, so q = roundf(x).
   float x[32] = {};
   x[0] = -127.0f;
-  x[1] = 2.5f;    // roundf: 3 (round-half-even would give 2)
-  x[2] = -2.5f;   // -3
-  x[3] = 0.49f;   // 0
-  x[4] = 126.6f;  // 127
-  x[5] = 0.5f;    // 1
-  x[6] = -1.5f;   // -2
+  x[1] = 2.5f;     // roundf: 3 (round-half-even would give 2)
+  x[2] = -2.5f;    // -3
+  x[3] = 0.49f;    // 0
+  x[4] = 126.6f;   // 127
+  x[5] = 0.5f;     // 1
+  x[6] = -1.5f;    // -2
   x[7] = 3.4999f;  // 3
   BlockQ8_0 b;
   quantize_row(DType::Q8_0, x, &b, 32);
@@ -166,10 +166,10 @@ TEST(Q8_0, QuantizesWithRoundHalfAwayFromZero) {
 
   // amax = 63.5 gives d = 0.5 (0x3800) and id = 2: q = roundf(2x).
   float y[32] = {};
-  y[0] = 63.5f;     // 127
-  y[1] = 1.25f;     // 2.5 -> 3
-  y[2] = -0.75f;    // -1.5 -> -2
-  y[3] = 0.2f;      // 0.4 -> 0
+  y[0] = 63.5f;   // 127
+  y[1] = 1.25f;   // 2.5 -> 3
+  y[2] = -0.75f;  // -1.5 -> -2
+  y[3] = 0.2f;    // 0.4 -> 0
   quantize_row(DType::Q8_0, y, &b, 32);
   EXPECT_EQ(b.d, 0x3800);
   EXPECT_EQ(b.qs[0], 127);
@@ -201,8 +201,8 @@ TEST(Q4_0, QuantizesWithSignedMax) {
   quantize_row(DType::Q4_0, x, &b, 32);
   EXPECT_EQ(b.d, 0x3C00);
   // zeros quantize to (int8)(8.5) = 8.
-  EXPECT_EQ(b.qs[0], 0x00);               // lo 0, hi 0
-  EXPECT_EQ(b.qs[1], 15 | (11 << 4));     // lo 15, hi 11
+  EXPECT_EQ(b.qs[0], 0x00);            // lo 0, hi 0
+  EXPECT_EQ(b.qs[1], 15 | (11 << 4));  // lo 15, hi 11
   EXPECT_EQ(b.qs[2], 15 | (8 << 4));
   EXPECT_EQ(b.qs[3], 8 | (8 << 4));
   EXPECT_EQ(b.qs[4], 9 | (8 << 4));
@@ -212,11 +212,11 @@ TEST(Q4_0, QuantizesWithSignedMax) {
 
   // The value of largest magnitude is +16: d = 16 / -8 = -2 (0xC000), id = -0.5.
   float y[32] = {};
-  y[0] = 16.0f;    // -8 + 8.5 = 0.5 -> 0
-  y[1] = -14.0f;   // 7 + 8.5 = 15.5 -> 15
-  y[2] = -15.9f;   // 7.95 + 8.5 = 16.45 -> 16 -> min 15
-  y[3] = 1.0f;     // -0.5 + 8.5 = 8
-  y[4] = -1.0f;    // 0.5 + 8.5 = 9
+  y[0] = 16.0f;   // -8 + 8.5 = 0.5 -> 0
+  y[1] = -14.0f;  // 7 + 8.5 = 15.5 -> 15
+  y[2] = -15.9f;  // 7.95 + 8.5 = 16.45 -> 16 -> min 15
+  y[3] = 1.0f;    // -0.5 + 8.5 = 8
+  y[4] = -1.0f;   // 0.5 + 8.5 = 9
   quantize_row(DType::Q4_0, y, &b, 32);
   EXPECT_EQ(b.d, 0xC000);
   EXPECT_EQ(b.qs[0] & 0x0f, 0);

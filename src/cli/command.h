@@ -16,7 +16,8 @@ struct Command {
 struct ModelOptions {
   std::string model;      // empty = the bundled stories260K
   std::string tokenizer;  // llama2.c tokenizer.bin; empty = beside the model
-  int threads = 0;        // 0 = all hardware threads (capped at 2 cores' worth of work anyway)
+  int threads = 0;        // 0 = all hardware threads
+  std::string quantize;   // convert matrices at load time: q8_0, q4_0, f16, bf16
 
   void add_to(CLI::App* app);
   std::string model_path() const;  // resolves the default
@@ -29,5 +30,8 @@ Command add_tokenize(CLI::App& app);
 Command add_detokenize(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_cost(CLI::App& app);
+Command add_convert(CLI::App& app);
+Command add_quantize(CLI::App& app);
+Command add_chat(CLI::App& app);
 
 }  // namespace nucleus::cli

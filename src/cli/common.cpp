@@ -3,6 +3,8 @@
 #include <charconv>
 #include <thread>
 
+#include "formats/hf_checkpoint.h"
+#include "tokenizer/hf_tokenizer.h"
 #include "util/error.h"
 
 namespace nucleus::cli {
@@ -15,6 +17,8 @@ void ModelOptions::add_to(CLI::App* app) {
                   "llama2.c tokenizer.bin (default: tokenizer.bin beside the model)");
   app->add_option("-t,--threads", threads, "worker threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
+  app->add_option("--quantize", quantize,
+                  "convert the weight matrices at load time (q8_0, q4_0, f16, bf16)");
 }
 
 std::string ModelOptions::model_path() const {
@@ -37,9 +41,17 @@ LoadedModel load_model(const ModelOptions& opts, bool vocab_only) {
   lo.tokenizer_path = opts.tokenizer;
   lo.vocab_only = vocab_only;
   LoadedModel m;
-  m.file = std::make_shared<const ModelFile>(load_model_file(opts.model_path(), lo));
+  auto file = std::make_shared<ModelFile>(load_model_file(opts.model_path(), lo));
+  if (!opts.quantize.empty() && !vocab_only) quantize_weights(*file, parse_dtype(opts.quantize));
+  m.file = file;
   if (!vocab_only) m.model = std::make_shared<const Model>(m.file);
-  if (!m.file->vocab.empty()) m.tokenizer = make_tokenizer(m.file->vocab);
+  if (!m.file->vocab.empty()) {
+    m.tokenizer = make_tokenizer(m.file->vocab);
+  } else {
+    // Hugging Face checkpoints keep their tokenizer in tokenizer.json.
+    for (const auto& [key, value] : m.file->metadata)
+      if (key == "hf.tokenizer_json") m.tokenizer = load_hf_tokenizer(value);
+  }
   return m;
 }
 

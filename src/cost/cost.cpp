@@ -63,10 +63,10 @@ PhaseCost forward_cost(const ModelConfig& cfg, DType dtype, int64_t batch, int64
       matrix_bytes(dtype, cfg.dim, cfg.q_dim()) + 2 * matrix_bytes(dtype, cfg.ffn_dim, cfg.dim) +
       matrix_bytes(dtype, cfg.dim, cfg.ffn_dim) + 2 * cfg.dim * 4;  // two f32 norm weights
   c.weight_bytes = L * static_cast<double>(per_layer_bytes) +
-                   n * static_cast<double>(matrix_bytes(dtype, 1, cfg.dim)) +  // embedding rows
-                   h * 4;                                                      // output norm
+                   n * static_cast<double>(matrix_bytes(dtype, 1, cfg.dim));  // embedding rows
+  // The output norm and lm_head run only for rows that need logits (as in the engine).
   if (logits_rows > 0)
-    c.weight_bytes += static_cast<double>(matrix_bytes(dtype, cfg.vocab_size, cfg.dim));
+    c.weight_bytes += h * 4 + static_cast<double>(matrix_bytes(dtype, cfg.vocab_size, cfg.dim));
 
   c.kv_read_bytes = L * b * 2 * kv * kKvElemBytes * attended;
   c.kv_write_bytes = L * n * 2 * kv * kKvElemBytes;

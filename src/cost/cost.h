@@ -28,6 +28,10 @@
 //   reads count the K and V rows each query row streams (positions 0..i), once
 //   per KV head (GQA heads of a group share the stream), before any reuse by a
 //   CPU cache. Activation traffic is not counted.
+// - The engine measures the same work as it runs (OpCounters in runtime/engine.h)
+//   and must agree exactly (tests/cost_counters_test.cpp): its matmul FLOPs are
+//   projections + MLP + lm_head here, its attention FLOPs attn_qk + attn_av, and
+//   its bytes weight/KV bytes here. It has no counter for the remainder.
 #include <cstdint>
 #include <string>
 #include <vector>

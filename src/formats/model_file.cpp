@@ -1,5 +1,7 @@
 #include "formats/model_file.h"
 
+#include "formats/hf_checkpoint.h"
+
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -88,7 +90,7 @@ void check_tensor_shapes(const ModelFile& model, const std::string& source) {
 ModelFile load_model_file(const std::string& path, const LoadOptions& options) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
-    throw Error(path + ": Hugging Face checkpoint directories are not supported yet");
+    return load_hf_checkpoint(path);
   }
   if (!std::filesystem::exists(path, ec)) throw Error(path + ": no such file");
   // A .gguf name without the magic still goes to the GGUF reader, whose

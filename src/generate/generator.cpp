@@ -44,8 +44,12 @@ void prepare_request(const Engine& engine, const Tokenizer* tokenizer, GenerateR
   check(*cfg.max_new_tokens > 0, "max_new_tokens must be positive, got " +
                                      std::to_string(*cfg.max_new_tokens));
   cfg.max_new_tokens = std::min(*cfg.max_new_tokens, room);
+  // EOS: the request's, else the checkpoint config's, else the vocabulary's.
+  if (cfg.eos_token_ids.empty()) cfg.eos_token_ids = engine.config().eos_ids;
   if (cfg.eos_token_ids.empty() && engine.model().vocab().eos_id >= 0)
     cfg.eos_token_ids.push_back(engine.model().vocab().eos_id);
+  if (cfg.eos_token_ids.empty() && tokenizer != nullptr && tokenizer->eos_id() >= 0)
+    cfg.eos_token_ids.push_back(tokenizer->eos_id());
   check(cfg.stop_strings.empty() || tokenizer != nullptr,
         "stop strings need a tokenizer, and this model has none");
   for (const std::string& s : cfg.stop_strings) check(!s.empty(), "stop strings must not be empty");

@@ -43,8 +43,8 @@ uint16_t fp32_to_fp16(float f) {
     return sign | 0x7c00 | (abs > 0x7f800000u ? 0x200 : 0);
   }
   if (abs >= 0x477ff000u) return sign | 0x7c00;  // rounds to >= 65520: overflow to inf
-  if (abs < 0x38800000u) {                      // result is subnormal or zero
-    if (abs < 0x33000000u) return sign;         // below half the smallest subnormal
+  if (abs < 0x38800000u) {                       // result is subnormal or zero
+    if (abs < 0x33000000u) return sign;          // below half the smallest subnormal
     const uint32_t e = abs >> 23;
     const uint32_t m = (abs & 0x7fffff) | 0x800000;
     const uint32_t shift = 126 - e;  // 14 + (113 - e) - 1 + 1
@@ -173,7 +173,8 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = fp32_to_fp16(d);
         for (int j = 0; j < kQBlock / 2; ++j) {
-          const uint8_t lo = static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f))));
+          const uint8_t lo = static_cast<uint8_t>(
+              std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f))));
           const uint8_t hi = static_cast<uint8_t>(
               std::min(15, static_cast<int>(static_cast<int8_t>(x[j + kQBlock / 2] * id + 8.5f))));
           b[i].qs[j] = lo | static_cast<uint8_t>(hi << 4);

@@ -14,8 +14,8 @@ namespace nucleus::kernels {
 
 struct Matrix {
   DType type = DType::F32;
-  int64_t rows = 0;  // output features
-  int64_t cols = 0;  // input features (row length)
+  int64_t rows = 0;               // output features
+  int64_t cols = 0;               // input features (row length)
   const uint8_t* data = nullptr;  // rows × row_bytes(type, cols), row-major
 };
 
@@ -29,7 +29,23 @@ struct MatmulWorkspace {
   }
 };
 
+// Uses the best instruction set this CPU offers (matmul_default_isa()).
+// Throws Error for an unsupported type, a quantized row length that is not a
+// multiple of 32, or missing data. Allocates nothing once ws has grown to the
+// largest n seen (ws holds the quantized activations for Q8_0/Q4_0 weights).
 void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool,
+            MatmulWorkspace& ws);
+
+// The SIMD code paths, exposed so tests and benchmarks can run each one on a
+// machine that has both. Both give bit-identical results (see matmul_isa.h).
+enum class MatmulIsa { kAvx2, kAvx512 };
+const char* matmul_isa_name(MatmulIsa isa);
+// kAvx2 needs AVX2+FMA+F16C; kAvx512 needs AVX-512 F/BW/VL/DQ/VNNI (and is
+// off when NUCLEUS_NO_AVX512=1 was set at process start).
+bool matmul_isa_supported(MatmulIsa isa);
+MatmulIsa matmul_default_isa();
+// Throws Error when the CPU lacks isa.
+void matmul(MatmulIsa isa, const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool,
             MatmulWorkspace& ws);
 
 // The scalar reference every SIMD path is tested against.

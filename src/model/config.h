@@ -37,6 +37,10 @@ struct ModelConfig {
   bool tied_embeddings = false;  // lm_head reads token_embd
   bool attn_bias = false;        // q/k/v biases (Qwen2)
   bool mlp_bias = false;
+  // Token ids the checkpoint's config names (HF config.json bos_token_id /
+  // eos_token_id; eos may be a list, e.g. Llama 3 Instruct). -1 / empty = unknown.
+  int32_t bos_id = -1;
+  std::vector<int32_t> eos_ids;
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }

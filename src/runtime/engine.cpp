@@ -78,6 +78,8 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
   for (int64_t i = 0; i < n; ++i)
     kernels::dequantize_row(emb.type, emb.data + emb_row * batch.rows[i].token,
                             x_.data() + i * c.dim, c.dim);
+  counters_.weight_bytes += n * static_cast<int64_t>(emb_row);
+  observe(-1, "embedding", x_, n, c.dim);
 
   const kernels::AttentionShape ashape{c.n_heads, c.n_kv_heads, c.head_dim, kv_.shape().block_size};
   const int64_t qd = c.q_dim(), kvd = c.kv_dim();
@@ -86,6 +88,7 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
     for (int64_t i = 0; i < n; ++i)
       kernels::rmsnorm(xn_.data() + i * c.dim, x_.data() + i * c.dim, w.attn_norm.data(), c.dim,
                        c.rms_eps);
+    observe(l, "attn_norm", xn_, n, c.dim);
     matmul(w.wq, xn_.data(), n, q_.data());
     matmul(w.wk, xn_.data(), n, k_.data());
     matmul(w.wv, xn_.data(), n, v_.data());
@@ -105,6 +108,9 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
       std::copy(v, v + kvd, kv_.value(seq, l, pos_[i]));
     }
     counters_.kv_write_bytes += n * 2 * kvd * 4;
+    observe(l, "q", q_, n, qd);
+    observe(l, "k", k_, n, kvd);
+    observe(l, "v", v_, n, kvd);
 
     // Attention: every row reads its own sequence's positions [0, pos].
     pool_.parallel_for(n, [&](int64_t i) {
@@ -140,17 +146,27 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
       counters_.kv_read_bytes += 2 * (pos_[i] + 1) * kvd * 4;
     }
 
+    observe(l, "attn_out", att_, n, qd);
     matmul(w.wo, att_.data(), n, out_.data());
+    observe(l, "attn_proj", out_, n, c.dim);
     for (int64_t j = 0; j < n * c.dim; ++j) x_[j] += out_[j];
+    observe(l, "resid_attn", x_, n, c.dim);
 
     for (int64_t i = 0; i < n; ++i)
       kernels::rmsnorm(xn_.data() + i * c.dim, x_.data() + i * c.dim, w.ffn_norm.data(), c.dim,
                        c.rms_eps);
+    observe(l, "ffn_norm", xn_, n, c.dim);
     matmul(w.w_gate, xn_.data(), n, gate_.data());
     matmul(w.w_up, xn_.data(), n, up_.data());
+    observe(l, "ffn_gate", gate_, n, c.ffn_dim);  // before swiglu overwrites it
+    observe(l, "ffn_up", up_, n, c.ffn_dim);
     kernels::swiglu(gate_.data(), gate_.data(), up_.data(), n * c.ffn_dim);
+    observe(l, "ffn_act", gate_, n, c.ffn_dim);
     matmul(w.w_down, gate_.data(), n, out_.data());
+    observe(l, "ffn_down", out_, n, c.dim);
     for (int64_t j = 0; j < n * c.dim; ++j) x_[j] += out_[j];
+    observe(l, "resid_ffn", x_, n, c.dim);
+    counters_.weight_bytes += 2 * c.dim * static_cast<int64_t>(sizeof(float));  // the two norms
   }
 
   // Final norm and lm_head only for the rows that asked for logits.
@@ -163,7 +179,10 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
                      c.dim, c.rms_eps);
     ++r;
   }
+  counters_.weight_bytes += c.dim * static_cast<int64_t>(sizeof(float));  // output norm
+  observe(c.n_layers, "output_norm", xn_, n_logits, c.dim);
   matmul(model_->output(), xn_.data(), n_logits, logits.data());
+  observe(c.n_layers, "logits", logits, n_logits, c.vocab_size);
 }
 
 void Engine::prefill(int32_t seq, std::span<const int32_t> tokens, std::vector<float>& logits,

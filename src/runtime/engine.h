@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "kernels/matmul.h"
@@ -22,15 +23,35 @@ struct EngineOptions {
   int64_t context_length = 0;  // 0 = the model's
 };
 
-// FLOPs the kernels executed, counted per op as they run (2 per multiply-add;
-// attention counts only the unmasked positions each row reads).
+// Work the kernels executed, counted per op as they run. Same conventions as
+// the analytic model in cost/cost.h, so the two agree exactly: 2 FLOPs per
+// multiply-add; attention counts only the unmasked positions each row reads
+// (QKᵀ and AV, 2·head_dim each per position and head). The element-wise
+// remainder (norms, RoPE, softmax, SwiGLU, residual adds), which cost.h lists
+// as `remainder`, is not counted here.
 struct OpCounters {
-  int64_t matmul_flops = 0;
-  int64_t attention_flops = 0;
-  int64_t weight_bytes = 0;  // matrix bytes streamed (once per call)
+  int64_t matmul_flops = 0;     // = cost's projections + MLP + lm_head
+  int64_t attention_flops = 0;  // = cost's attn_qk + attn_av
+  // Weights read by the pass: each matrix once per call (batch rows share it),
+  // the gathered embedding rows, and the f32 norm weights.
+  int64_t weight_bytes = 0;
   int64_t kv_read_bytes = 0;
   int64_t kv_write_bytes = 0;
   int64_t total_flops() const { return matmul_flops + attention_flops; }
+};
+
+// Sees every intermediate output of a forward pass, in execution order, as a
+// row-major rows × width f32 matrix (rows = the batch rows, in order; for
+// "output_norm" and "logits" only the rows that asked for logits). `data` is
+// valid only during the call. Layer -1 is "embedding"; layer n_layers holds
+// "output_norm" and "logits". Per decoder layer: attn_norm, q, k (both after
+// RoPE), v, attn_out (before wo), attn_proj, resid_attn, ffn_norm, ffn_gate,
+// ffn_up, ffn_act (silu(gate)·up), ffn_down, resid_ffn. Called on the thread
+// that runs forward().
+struct ActivationObserver {
+  virtual ~ActivationObserver() = default;
+  virtual void on_activation(int64_t layer, std::string_view name, const float* data,
+                             int64_t rows, int64_t width) = 0;
 };
 
 class Engine {
@@ -58,9 +79,17 @@ class Engine {
   const OpCounters& counters() const { return counters_; }
   void reset_counters() { counters_ = {}; }
 
+  // Null (the default) turns observation off. The engine does not own it.
+  void set_observer(ActivationObserver* observer) { observer_ = observer; }
+
  private:
   void ensure_scratch(int64_t n_rows);
   void matmul(const kernels::Matrix& w, const float* x, int64_t n, float* y);
+  // One predictable branch per op when nobody observes: the hot path stays as is.
+  void observe(int64_t layer, std::string_view name, const std::vector<float>& buf, int64_t rows,
+               int64_t width) {
+    if (observer_ != nullptr) observer_->on_activation(layer, name, buf.data(), rows, width);
+  }
 
   std::shared_ptr<const Model> model_;
   int64_t context_length_;
@@ -69,6 +98,7 @@ class Engine {
   kernels::RopeTable rope_;
   kernels::MatmulWorkspace ws_;
   OpCounters counters_;
+  ActivationObserver* observer_ = nullptr;
   Batch scratch_batch_;
   // Activations for up to capacity_ rows, reused across calls.
   int64_t capacity_ = 0;

@@ -1,0 +1,271 @@
+#include "formats/hf_vocab.h"
+
+#include <fstream>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace nucleus {
+
+namespace {
+
+using nlohmann::json;
+
+json read_json(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  check(static_cast<bool>(in), path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return json::parse(ss.str());
+  } catch (const json::exception& e) {
+    throw Error(path + ": not valid JSON: " + e.what());
+  }
+}
+
+bool is_byte_token(const std::string& s) {
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
+  return s.size() == 6 && s.compare(0, 3, "<0x") == 0 && hex(s[3]) && hex(s[4]) && s[5] == '>';
+}
+
+// tokenizer_config.json writes special tokens as a string or as an
+// AddedToken object {"content": ...}.
+std::string token_content(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string())
+    return v["content"].get<std::string>();
+  return "";
+}
+
+}  // namespace
+
+namespace {
+
+// The BOS/EOS/UNK/PAD tokens and add_bos/add_eos flags of tokenizer_config.json.
+void apply_tokenizer_config(Vocab& v, const std::map<std::string, int32_t>& id_of,
+                            const std::string& path, const std::string& config_path) {
+  if (config_path.empty()) return;
+  const json c = read_json(config_path);
+  check(c.is_object(), config_path + ": not a JSON object");
+  auto lookup = [&](const char* key, int32_t* out) {
+    if (!c.contains(key)) return;
+    const std::string s = token_content(c[key]);
+    if (s.empty()) return;
+    auto it = id_of.find(s);
+    check(it != id_of.end(),
+          config_path + ": field '" + key + "' names token '" + s + "' absent from " + path);
+    *out = it->second;
+  };
+  lookup("bos_token", &v.bos_id);
+  lookup("eos_token", &v.eos_id);
+  lookup("unk_token", &v.unk_id);
+  lookup("pad_token", &v.pad_id);
+  if (c.contains("add_bos_token") && c["add_bos_token"].is_boolean())
+    v.add_bos = c["add_bos_token"];
+  if (c.contains("add_eos_token") && c["add_eos_token"].is_boolean())
+    v.add_eos = c["add_eos_token"];
+}
+
+// The first special token of the post-processor's single-sequence template,
+// e.g. "<|begin_of_text|>" for Llama 3 ("" when there is none).
+std::string template_prefix(const json& pp) {
+  if (!pp.is_object()) return "";
+  if (pp.contains("processors") && pp["processors"].is_array()) {
+    for (const json& p : pp["processors"]) {
+      const std::string s = template_prefix(p);
+      if (!s.empty()) return s;
+    }
+    return "";
+  }
+  if (!pp.contains("single") || !pp["single"].is_array() || pp["single"].empty()) return "";
+  const json& first = pp["single"][0];
+  if (first.is_object() && first.contains("SpecialToken") && first["SpecialToken"].is_object() &&
+      first["SpecialToken"].contains("id") && first["SpecialToken"]["id"].is_string())
+    return first["SpecialToken"]["id"].get<std::string>();
+  return "";
+}
+
+Vocab read_byte_level_vocab(const json& t, const std::string& path, const std::string& config_path);
+
+}  // namespace
+
+Vocab read_vocab_from_tokenizer_json(const std::string& path, const std::string& config_path) {
+  const json t = read_json(path);
+  check(t.is_object() && t.contains("model") && t["model"].is_object(),
+        path + ": missing object 'model'");
+  const json& m = t["model"];
+  const bool byte_fallback = m.contains("byte_fallback") && m["byte_fallback"].is_boolean() &&
+                             m["byte_fallback"].get<bool>();
+  if (byte_fallback) return read_spm_vocab_from_tokenizer_json(path, config_path);
+  return read_byte_level_vocab(t, path, config_path);
+}
+
+Vocab read_spm_vocab_from_tokenizer_json(const std::string& path, const std::string& config_path) {
+  const json t = read_json(path);
+  check(t.is_object() && t.contains("model") && t["model"].is_object(),
+        path + ": missing object 'model'");
+  const json& m = t["model"];
+  const std::string type =
+      m.contains("type") && m["type"].is_string() ? m["type"].get<std::string>() : "";
+  const bool byte_fallback = m.contains("byte_fallback") && m["byte_fallback"].is_boolean() &&
+                             m["byte_fallback"].get<bool>();
+  check(type == "BPE" && byte_fallback,
+        path + ": model type '" + type +
+            "' without byte_fallback is not a SentencePiece-BPE vocabulary (only those convert)");
+  check(m.contains("vocab") && m["vocab"].is_object(), path + ": missing object 'model.vocab'");
+
+  std::map<int64_t, std::string> by_id;
+  std::map<int64_t, bool> added_special;  // id -> special flag
+  auto put = [&](const std::string& tok, const json& idv, const std::string& field) {
+    check(idv.is_number_integer(), path + ": " + field + " id of '" + tok + "' is not an integer");
+    const int64_t id = idv.get<int64_t>();
+    check(id >= 0 && id < (int64_t{1} << 24),
+          path + ": " + field + " token '" + tok + "' has out-of-range id " + std::to_string(id));
+    auto [it, fresh] = by_id.emplace(id, tok);
+    check(fresh || it->second == tok, path + ": id " + std::to_string(id) + " names both '" +
+                                          it->second + "' and '" + tok + "'");
+    return id;
+  };
+  for (const auto& [tok, id] : m["vocab"].items()) put(tok, id, "model.vocab");
+  if (t.contains("added_tokens") && t["added_tokens"].is_array()) {
+    for (const json& a : t["added_tokens"]) {
+      check(a.is_object() && a.contains("id") && a.contains("content") && a["content"].is_string(),
+            path + ": malformed entry in 'added_tokens'");
+      const int64_t id = put(a["content"].get<std::string>(), a["id"], "added_tokens");
+      added_special[id] =
+          a.contains("special") && a["special"].is_boolean() && a["special"].get<bool>();
+    }
+  }
+  check(!by_id.empty(), path + ": empty vocabulary");
+  const int64_t n = by_id.rbegin()->first + 1;
+  check(static_cast<int64_t>(by_id.size()) == n,
+        path + ": token ids are not contiguous (" + std::to_string(by_id.size()) +
+            " tokens, largest id " + std::to_string(n - 1) + ")");
+
+  std::string unk;
+  if (m.contains("unk_token") && m["unk_token"].is_string()) unk = m["unk_token"];
+
+  Vocab v;
+  v.model = "llama";
+  v.tokens.reserve(static_cast<size_t>(n));
+  v.scores.reserve(static_cast<size_t>(n));
+  v.types.reserve(static_cast<size_t>(n));
+  std::map<std::string, int32_t> id_of;
+  int64_t normal_rank = 0;
+  for (const auto& [id, tok] : by_id) {
+    TokenType ty = TokenType::Normal;
+    auto added = added_special.find(id);
+    if (!unk.empty() && tok == unk)
+      ty = TokenType::Unknown;
+    else if (added != added_special.end())
+      ty = added->second ? TokenType::Control : TokenType::UserDefined;
+    else if (is_byte_token(tok))
+      ty = TokenType::Byte;
+    float score = 0.0f;
+    // -(float)0 is -0.0f, as SentencePiece stores the first piece's score.
+    if (ty == TokenType::Normal) score = -static_cast<float>(normal_rank++);
+    v.tokens.push_back(tok);
+    v.scores.push_back(score);
+    v.types.push_back(ty);
+    id_of.emplace(tok, static_cast<int32_t>(id));
+  }
+  if (!unk.empty() && id_of.contains(unk)) v.unk_id = id_of[unk];
+
+  apply_tokenizer_config(v, id_of, path, config_path);
+  return v;
+}
+
+namespace {
+
+Vocab read_byte_level_vocab(const json& t, const std::string& path,
+                            const std::string& config_path) {
+  const json& m = t["model"];
+  const std::string type =
+      m.contains("type") && m["type"].is_string() ? m["type"].get<std::string>() : "";
+  check(type == "BPE", path + ": model type '" + type + "' is not BPE");
+  check(m.contains("vocab") && m["vocab"].is_object(), path + ": missing object 'model.vocab'");
+  const std::string dump = t.contains("pre_tokenizer") ? t["pre_tokenizer"].dump() : "";
+  check(dump.find("\"ByteLevel\"") != std::string::npos,
+        path + ": BPE without byte_fallback or a ByteLevel pre-tokenizer is not supported");
+
+  std::map<int64_t, std::string> by_id;
+  std::map<int64_t, bool> added_special;
+  auto put = [&](const std::string& tok, const json& idv) {
+    check(idv.is_number_integer(), path + ": id of '" + tok + "' is not an integer");
+    const int64_t id = idv.get<int64_t>();
+    check(id >= 0 && id < (int64_t{1} << 24),
+          path + ": token '" + tok + "' has out-of-range id " + std::to_string(id));
+    auto [it, fresh] = by_id.emplace(id, tok);
+    check(fresh || it->second == tok, path + ": id " + std::to_string(id) + " names both '" +
+                                          it->second + "' and '" + tok + "'");
+    return id;
+  };
+  for (const auto& [tok, id] : m["vocab"].items()) put(tok, id);
+  if (t.contains("added_tokens") && t["added_tokens"].is_array()) {
+    for (const json& a : t["added_tokens"]) {
+      check(a.is_object() && a.contains("id") && a.contains("content") && a["content"].is_string(),
+            path + ": malformed entry in 'added_tokens'");
+      const int64_t id = put(a["content"].get<std::string>(), a["id"]);
+      added_special[id] =
+          a.contains("special") && a["special"].is_boolean() && a["special"].get<bool>();
+    }
+  }
+  check(!by_id.empty(), path + ": empty vocabulary");
+  const int64_t n = by_id.rbegin()->first + 1;
+  check(static_cast<int64_t>(by_id.size()) == n,
+        path + ": token ids are not contiguous (" + std::to_string(by_id.size()) +
+            " tokens, largest id " + std::to_string(n - 1) + ")");
+
+  Vocab v;
+  v.model = "gpt2";
+  v.add_bos = false;
+  v.add_space_prefix = false;
+  std::map<std::string, int32_t> id_of;
+  for (const auto& [id, tok] : by_id) {
+    auto added = added_special.find(id);
+    TokenType ty = TokenType::Normal;
+    if (added != added_special.end())
+      ty = added->second ? TokenType::Control : TokenType::UserDefined;
+    v.tokens.push_back(tok);
+    v.types.push_back(ty);
+    id_of.emplace(tok, static_cast<int32_t>(id));
+  }
+  check(!m.contains("merges") || m["merges"].is_array(), path + ": 'model.merges' is not an array");
+  if (m.contains("merges")) {
+    v.merges.reserve(m["merges"].size());
+    for (const json& mg : m["merges"]) {
+      if (mg.is_string()) {
+        v.merges.push_back(mg.get<std::string>());
+      } else {
+        check(mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string(),
+              path + ": malformed merge " + mg.dump());
+        std::string s = mg[0].get<std::string>();
+        s += ' ';
+        s += mg[1].get<std::string>();
+        v.merges.push_back(std::move(s));
+      }
+    }
+  }
+  if (id_of.contains("<|begin_of_text|>"))
+    v.pre = "llama-bpe";
+  else if (id_of.contains("<|im_start|>"))
+    v.pre = "qwen2";
+  else
+    v.pre = "default";
+
+  const std::string prefix =
+      t.contains("post_processor") ? template_prefix(t["post_processor"]) : "";
+  if (!prefix.empty() && id_of.contains(prefix)) {
+    v.add_bos = true;
+    v.bos_id = id_of[prefix];
+  }
+  apply_tokenizer_config(v, id_of, path, config_path);
+  return v;
+}
+
+}  // namespace
+
+}  // namespace nucleus
