@@ -40,18 +40,35 @@ nlohmann::json phase_json(const PhaseStats& p, const PhasePerf& perf) {
 }
 
 int run_generate(GenerateOpts& o) {
-  // Settings are validated before any model work.
+  // Everything checkable without the model is checked before loading it, so a
+  // bad setting is reported even when the model path is wrong too.
   const sampling::GenerationConfig cfg = o.gen.resolve(o.model.model_path());
-  LoadedModel m = load_model(o.model);
   GenerateRequest req;
   if (!o.tokens.empty()) {
-    req.prompt = parse_ids(o.tokens);
+    try {
+      req.prompt = parse_ids(o.tokens);
+    } catch (const Error& e) {
+      std::string msg = "--tokens: ";
+      msg += e.what();
+      throw Error(msg);
+    }
+    check(!req.prompt.empty(), "--tokens: empty prompt (give at least one token id)");
+    for (int32_t id : req.prompt)
+      check(id >= 0, "--tokens: token id " + std::to_string(id) + " is out of range (ids are >= 0)");
   } else {
-    check(!o.prompt.empty(), "empty prompt");
+    check(!o.prompt.empty(), "-p/--prompt: empty prompt (give some text or --tokens)");
+  }
+
+  LoadedModel m = load_model(o.model);
+  if (o.tokens.empty()) {
     const Tokenizer& tok = m.need_tokenizer();
     req.prompt = tok.encode(o.prompt, tok.add_bos_default());
+    check(!req.prompt.empty(), "-p/--prompt: the text encodes to no tokens");
   }
-  check(!req.prompt.empty(), "empty prompt");
+  for (int32_t id : req.prompt)
+    check(id < m.model->config().vocab_size,
+          "--tokens: token id " + std::to_string(id) + " is out of range [0, " +
+              std::to_string(m.model->config().vocab_size) + ")");
   req.config = cfg;
   req.kv_cache = !o.no_kv_cache;
   req.trace = o.trace;
@@ -92,6 +109,7 @@ int run_generate(GenerateOpts& o) {
       out["sequences"] = seqs;
     }
     out["sampler_chain"] = res.chain;
+    out["kv_peak_bytes"] = res.kv_peak_blocks * res.kv_bytes_per_block;
     out["timings"] = {{"prefill", phase_json(res.prefill, prefill_perf)},
                       {"decode", phase_json(res.decode, decode_perf)},
                       {"peaks",

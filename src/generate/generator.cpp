@@ -73,6 +73,10 @@ GenerateResult generate(Engine& engine, const Tokenizer* tokenizer, const Genera
   GenerateResult out;
   out.chain = chain.describe();
   KvCache& kv = engine.kv();
+  out.kv_bytes_per_block = kv.memory().bytes_per_block;
+  const auto note_peak = [&] {
+    out.kv_peak_blocks = std::max(out.kv_peak_blocks, kv.memory().blocks_used);
+  };
   std::vector<LiveSequence> seqs(static_cast<size_t>(n_seq));
   for (int64_t i = 0; i < n_seq; ++i) {
     seqs[i].ids = req.prompt;
@@ -88,9 +92,11 @@ GenerateResult generate(Engine& engine, const Tokenizer* tokenizer, const Genera
     seqs[0].kv = kv.create();
     engine.prefill(seqs[0].kv, req.prompt, logits);
     for (int64_t i = 1; i < n_seq; ++i) seqs[i].kv = kv.fork(seqs[0].kv);
+    note_peak();
   } else {
     const int32_t tmp = kv.create();
     engine.prefill(tmp, req.prompt, logits);
+    note_peak();
     kv.release(tmp);
   }
   out.prefill.seconds = seconds_since(t0);
@@ -149,12 +155,14 @@ GenerateResult generate(Engine& engine, const Tokenizer* tokenizer, const Genera
     if (batch.rows.empty()) break;
     if (req.kv_cache) {
       engine.forward(batch, rows);
+      note_peak();
     } else {
       rows.resize(static_cast<size_t>(r * vocab));
       for (int64_t i = 0; i < n_seq; ++i) {
         if (seqs[i].done) continue;
         const int32_t tmp = kv.create();
         engine.prefill(tmp, seqs[i].ids, logits);
+        note_peak();
         kv.release(tmp);
         std::copy(logits.begin(), logits.end(), rows.begin() + row_of[i] * vocab);
       }

@@ -20,6 +20,11 @@ struct GenerateRequest {
   sampling::GenerationConfig config;
   bool kv_cache = true;  // false: recompute the whole sequence every step
   bool trace = false;    // record the sampling trace per sequence
+  // Beam search only, for measurement: instead of sharing blocks, every step
+  // gives each new beam a full private copy of its parent's cache, as a
+  // framework that reorders a dense per-beam cache does (HF's reorder_cache).
+  // Same tokens and scores, more memory and copying.
+  bool beam_full_copy = false;
 };
 
 struct SequenceResult {
@@ -40,6 +45,10 @@ struct GenerateResult {
   std::vector<SequenceResult> sequences;
   PhaseStats prefill, decode;
   std::string chain;  // the processor chain that ran, in order
+  // The most KV-cache blocks in use (by every sequence of the engine's cache,
+  // sampled after the prefill and after each decode step), and their size.
+  int64_t kv_peak_blocks = 0;
+  int64_t kv_bytes_per_block = 0;
 };
 
 // Called with text as it becomes final for sequence `index` (never a partial

@@ -61,6 +61,22 @@ KvCache::SeqId KvCache::fork(SeqId src) {
   return id;
 }
 
+KvCache::SeqId KvCache::clone(SeqId src) {
+  const int64_t n = static_cast<int64_t>(seq_ref(src).blocks.size());
+  check(free_blocks() >= n, "kv cache: out of blocks to clone a sequence of " + std::to_string(n) +
+                                " blocks (" + std::to_string(free_blocks()) + " free)");
+  SeqId id = create();
+  Sequence& from = seqs_[static_cast<size_t>(src)];
+  Sequence& to = seqs_[static_cast<size_t>(id)];
+  to.length = from.length;
+  for (int32_t b : from.blocks) {
+    const int32_t fresh = allocate_block();
+    std::memcpy(block_data(fresh), block_data(b), static_cast<size_t>(floats_per_block_) * 4);
+    to.blocks.push_back(fresh);
+  }
+  return id;
+}
+
 void KvCache::unref(int32_t block) {
   if (--refs_[static_cast<size_t>(block)] == 0) free_blocks_.push_back(block);
 }

@@ -41,6 +41,10 @@ class KvCache {
   SeqId create();
   // A new sequence sharing all of src's positions.
   SeqId fork(SeqId src);
+  // A new sequence holding a private copy of every block of src (no sharing):
+  // what a cache without block sharing must do to duplicate a sequence. Used
+  // to measure the cost sharing avoids. Throws Error when the pool is short.
+  SeqId clone(SeqId src);
   void release(SeqId seq);
   bool alive(SeqId seq) const;
   int64_t length(SeqId seq) const;
