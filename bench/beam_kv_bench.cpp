@@ -65,7 +65,8 @@ void measure(const char* name, std::shared_ptr<const Model> model, int64_t promp
              int64_t n_new, int64_t nb) {
   std::vector<int32_t> prompt(static_cast<size_t>(prompt_len));
   for (int64_t i = 0; i < prompt_len; ++i)
-    prompt[static_cast<size_t>(i)] = static_cast<int32_t>(1 + (i * 7919) % (model->config().vocab_size - 1));
+    prompt[static_cast<size_t>(i)] =
+        static_cast<int32_t>(1 + (i * 7919) % (model->config().vocab_size - 1));
   for (bool full_copy : {false, true}) {
     EngineOptions o;
     o.threads = 2;
@@ -84,13 +85,13 @@ void measure(const char* name, std::shared_ptr<const Model> model, int64_t promp
     const int64_t steps = res.decode.tokens / nb;
     const double peak_mib =
         static_cast<double>(res.kv_peak_blocks * res.kv_bytes_per_block) / (1024.0 * 1024.0);
-    const double final_mib = static_cast<double>(nb * (prompt_len + n_new - 1) *
-                                                 model->config().n_layers * 2 *
-                                                 model->config().kv_dim() * 4) /
-                             (1024.0 * 1024.0);
+    const double final_mib =
+        static_cast<double>(nb * (prompt_len + n_new - 1) * model->config().n_layers * 2 *
+                            model->config().kv_dim() * 4) /
+        (1024.0 * 1024.0);
     std::printf("| %-22s | %6lld | %-11s | %8.2f | %10.2f | %9.2f |\n", name,
-                static_cast<long long>(prompt_len), full_copy ? "full copy" : "shared",
-                peak_mib, final_mib, steps > 0 ? res.decode.seconds * 1e3 / static_cast<double>(steps) : 0.0);
+                static_cast<long long>(prompt_len), full_copy ? "full copy" : "shared", peak_mib,
+                final_mib, steps > 0 ? res.decode.seconds * 1e3 / static_cast<double>(steps) : 0.0);
     std::fflush(stdout);
   }
 }
@@ -110,13 +111,15 @@ int main(int argc, char** argv) try {
     }
   }
   const int64_t nb = 4, n_new = 16;
-  std::printf("num_beams %lld, %lld new tokens; peak = most KV blocks in use x block bytes;\n"
-              "dense = num_beams x positions x per-position K+V (a dense per-beam cache)\n\n",
-              static_cast<long long>(nb), static_cast<long long>(n_new));
-  std::printf("| model                  | prompt | KV          | peak MiB | dense MiB  | ms/step   |\n");
+  std::printf(
+      "num_beams %lld, %lld new tokens; peak = most KV blocks in use x block bytes;\n"
+      "dense = num_beams x positions x per-position K+V (a dense per-beam cache)\n\n",
+      static_cast<long long>(nb), static_cast<long long>(n_new));
+  std::printf(
+      "| model                  | prompt | KV          | peak MiB | dense MiB  | ms/step   |\n");
   std::printf("|---|---|---|---|---|---|\n");
-  auto stories = std::make_shared<const Model>(std::make_shared<const ModelFile>(
-      load_model_file(stories_path)));
+  auto stories = std::make_shared<const Model>(
+      std::make_shared<const ModelFile>(load_model_file(stories_path)));
   for (int64_t p : {64, 256, 480}) measure("stories260K", stories, p, n_new, nb);
   ModelConfig c;
   c.format = "random";
@@ -130,7 +133,8 @@ int main(int argc, char** argv) try {
   c.context_length = 4096;
   c.tied_embeddings = true;
   auto tl = random_model(c, 1);
-  const std::vector<int64_t> contexts = quick ? std::vector<int64_t>{128} : std::vector<int64_t>{128, 512, 1024};
+  const std::vector<int64_t> contexts =
+      quick ? std::vector<int64_t>{128} : std::vector<int64_t>{128, 512, 1024};
   for (int64_t p : contexts) measure("TinyLlama-KV (dim 512)", tl, p, n_new, nb);
   return 0;
 } catch (const std::exception& e) {

@@ -51,11 +51,10 @@ void expect_matches_hf(const std::string& file) {
     const auto& b = run["beam"];
     const auto prompt = run["prompt"].get<std::vector<int32_t>>();
     const auto eos = b["eos_token_id"].get<std::vector<int32_t>>();
-    GenerateRequest r = beam_request(prompt, b["num_beams"], b["num_return_sequences"],
-                                     b["max_new_tokens"],
-                                     b["early_stopping"].get<bool>() ? EarlyStopping::True
-                                                                     : EarlyStopping::False,
-                                     b["length_penalty"]);
+    GenerateRequest r =
+        beam_request(prompt, b["num_beams"], b["num_return_sequences"], b["max_new_tokens"],
+                     b["early_stopping"].get<bool>() ? EarlyStopping::True : EarlyStopping::False,
+                     b["length_penalty"]);
     r.config.eos_token_ids = eos;
     const GenerateResult res = generate(e, &bundled_tokenizer(), r);
     SCOPED_TRACE(file + " prompt " + run["prompt_text"].get<std::string>());
@@ -63,7 +62,8 @@ void expect_matches_hf(const std::string& file) {
     for (size_t i = 0; i < res.sequences.size(); ++i) {
       const auto want = hf_new_tokens(b["sequences"][i], prompt.size(), eos);
       EXPECT_EQ(res.sequences[i].tokens, want) << "sequence " << i;
-      EXPECT_EQ(res.sequences[i].tokens, b["hypotheses"][i]["new_tokens"].get<std::vector<int32_t>>());
+      EXPECT_EQ(res.sequences[i].tokens,
+                b["hypotheses"][i]["new_tokens"].get<std::vector<int32_t>>());
       EXPECT_NEAR(res.sequences[i].score, b["sequences_scores"][i].get<double>(), 1e-4);
       EXPECT_EQ(res.sequences[i].stop_reason,
                 b["hypotheses"][i]["ended_with_eos"].get<bool>() ? "eos" : "length");
@@ -77,9 +77,13 @@ void expect_matches_hf(const std::string& file) {
   }
 }
 
-TEST(BeamHf, FourBeamsTwoReturnedSixteenTokens) { expect_matches_hf("stories260K.json"); }
+TEST(BeamHf, FourBeamsTwoReturnedSixteenTokens) {
+  expect_matches_hf("stories260K.json");
+}
 
-TEST(BeamHf, EosFinishesBeamsEarly) { expect_matches_hf("stories260K_beam_eos426_early_true.json"); }
+TEST(BeamHf, EosFinishesBeamsEarly) {
+  expect_matches_hf("stories260K_beam_eos426_early_true.json");
+}
 
 TEST(BeamHf, NoCacheGivesTheSameBeams) {
   const nlohmann::json ref = load_json("hf_ref/stories260K_beam_eos426_early_true.json");
@@ -92,7 +96,8 @@ TEST(BeamHf, NoCacheGivesTheSameBeams) {
   const GenerateResult res = generate(e, nullptr, r);
   ASSERT_EQ(res.sequences.size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(res.sequences[i].tokens, b["hypotheses"][i]["new_tokens"].get<std::vector<int32_t>>());
+    EXPECT_EQ(res.sequences[i].tokens,
+              b["hypotheses"][i]["new_tokens"].get<std::vector<int32_t>>());
     EXPECT_NEAR(res.sequences[i].score, b["sequences_scores"][i].get<double>(), 1e-4);
   }
 }
@@ -135,7 +140,7 @@ TEST(BeamHypotheses, KeepsTheBestAndIgnoresRejectedOnes) {
   // early_stopping false: done when worst (-2) >= best / (cur_len - prompt)^1.
   EXPECT_TRUE(h.is_done(-2.5, 2, 1));   // -2 >= -2.5
   EXPECT_FALSE(h.is_done(-1.5, 2, 1));  // -2 <  -1.5
-  h.add({4}, -1.5, 1, 2);                // replaces -2
+  h.add({4}, -1.5, 1, 2);               // replaces -2
   EXPECT_DOUBLE_EQ(h.worst_score(), -1.5);
   const auto s = h.sorted();
   ASSERT_EQ(s.size(), 2u);
@@ -338,14 +343,15 @@ TEST(BeamSampling, FewerCandidatesThanDrawsStillWorks) {
 // lie beyond them. A private copy per beam (beam_full_copy) needs about
 // num_beams times the whole sequence, twice over while a step re-copies.
 TEST(BeamKv, SharedPrefixesAreNotDuplicated) {
-  std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395,
-                                 317, 426, 338, 401, 396, 267};
+  std::vector<int32_t> prompt = {1,   403, 407, 261, 378, 432, 383, 286, 261, 376,
+                                 298, 315, 421, 395, 317, 426, 338, 401, 396, 267};
   while (prompt.size() < 100) prompt.push_back(prompt[prompt.size() % 19 + 1]);
   const int64_t nb = 4, n = 16, bs = 16;
-  const int64_t positions = static_cast<int64_t>(prompt.size()) + n - 1;  // the last token is never fed
-  const int64_t prompt_full = static_cast<int64_t>(prompt.size()) / bs;   // 6
-  const int64_t per_beam = (positions + bs - 1) / bs - prompt_full;       // 8 - 6 = 2
-  const int64_t bound = prompt_full + nb * per_beam;                      // 14
+  const int64_t positions =
+      static_cast<int64_t>(prompt.size()) + n - 1;  // the last token is never fed
+  const int64_t prompt_full = static_cast<int64_t>(prompt.size()) / bs;  // 6
+  const int64_t per_beam = (positions + bs - 1) / bs - prompt_full;      // 8 - 6 = 2
+  const int64_t bound = prompt_full + nb * per_beam;                     // 14
   GenerateRequest r = beam_request(prompt, nb, 2, n, EarlyStopping::Never);
   r.config.eos_token_ids = {2};
   Engine shared(bundled_model(), engine_options());

@@ -77,8 +77,7 @@ TEST(Determinism, NoKvCacheGivesTheSameTokens) {
   GenerateRequest beam_sample = beams;
   beam_sample.config.do_sample = true;
   beam_sample.config.seed = 9;
-  for (const GenerateRequest& base :
-       {greedy, sampling_request(5, 3), beams, beam_sample}) {
+  for (const GenerateRequest& base : {greedy, sampling_request(5, 3), beams, beam_sample}) {
     GenerateRequest no_cache = base;
     no_cache.kv_cache = false;
     const GenerateResult a = generate(e, nullptr, base);

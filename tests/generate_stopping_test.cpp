@@ -147,7 +147,7 @@ TEST(Stopping, StopStrings) {
   expect_stop(e, "girl", ", there was a little ");
   expect_stop(e, ". She", ", there was a little girl named Lily");  // spans "." and " She"
   expect_stop(e, "ily. S", ", there was a little girl named L");    // spans three tokens
-  expect_stop(e, "e was", ", ther");                                  // inside one token's text
+  expect_stop(e, "e was", ", ther");                                // inside one token's text
   // Several strings: the earliest match in the text wins.
   GenerateRequest r = greedy_request(32);
   r.config.stop_strings = {"park", "Lily"};

@@ -59,8 +59,8 @@ inline std::vector<double> token_logprobs(Engine& e, const std::vector<int32_t>&
   std::vector<double> out;
   for (size_t i = 0; i < tokens.size(); ++i) {
     const size_t row = prompt.size() - 1 + i;
-    std::vector<float> lp =
-        sampling::log_softmax(std::span<const float>(logits.data() + row * v, static_cast<size_t>(v)));
+    std::vector<float> lp = sampling::log_softmax(
+        std::span<const float>(logits.data() + row * v, static_cast<size_t>(v)));
     out.push_back(lp[static_cast<size_t>(tokens[i])]);
   }
   return out;

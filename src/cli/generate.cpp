@@ -54,7 +54,8 @@ int run_generate(GenerateOpts& o) {
     }
     check(!req.prompt.empty(), "--tokens: empty prompt (give at least one token id)");
     for (int32_t id : req.prompt)
-      check(id >= 0, "--tokens: token id " + std::to_string(id) + " is out of range (ids are >= 0)");
+      check(id >= 0,
+            "--tokens: token id " + std::to_string(id) + " is out of range (ids are >= 0)");
   } else {
     check(!o.prompt.empty(), "-p/--prompt: empty prompt (give some text or --tokens)");
   }

@@ -137,7 +137,8 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
   }
   note_peak();
   std::vector<float> rows(static_cast<size_t>(nb * vocab));
-  for (int64_t b = 0; b < nb; ++b) std::copy(logits.begin(), logits.end(), rows.begin() + b * vocab);
+  for (int64_t b = 0; b < nb; ++b)
+    std::copy(logits.begin(), logits.end(), rows.begin() + b * vocab);
 
   BeamHypotheses hyps(nb, cfg.length_penalty, cfg.early_stopping, max_length);
   bool done = false;
@@ -151,8 +152,8 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
   for (int64_t cur_len = prompt_len; cur_len < max_length; ++cur_len, ++step) {
     for (int64_t b = 0; b < nb; ++b) {
       std::span<float> row(scores.data() + b * vocab, static_cast<size_t>(vocab));
-      sampling::log_softmax(std::span<const float>(rows.data() + b * vocab, static_cast<size_t>(vocab)),
-                            row);
+      sampling::log_softmax(
+          std::span<const float>(rows.data() + b * vocab, static_cast<size_t>(vocab)), row);
       chain.apply(row, sampling::make_view(beams[b].ids, prompt_len));
       for (float& s : row) s += beams[b].score;
     }
@@ -165,9 +166,11 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
       // remaining scores fill up, as the greedy ranking would take them.
       std::vector<float> probs = sampling::softmax(scores);
       std::vector<bool> taken(scores.size(), false);
-      int64_t positive = std::count_if(probs.begin(), probs.end(), [](float p) { return p > 0.0f; });
+      int64_t positive =
+          std::count_if(probs.begin(), probs.end(), [](float p) { return p > 0.0f; });
       for (int64_t j = 0; j < n_candidates && positive > 0; ++j, --positive) {
-        const double u = sampling::uniform(cfg.seed, 0, static_cast<uint64_t>(step * n_candidates + j));
+        const double u =
+            sampling::uniform(cfg.seed, 0, static_cast<uint64_t>(step * n_candidates + j));
         const int32_t idx = sampling::sample_from_probs(probs, u);
         cands.push_back({scores[idx], idx / vocab, static_cast<int32_t>(idx % vocab)});
         probs[idx] = 0.0f;
@@ -182,7 +185,8 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
           return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
         });
         for (int64_t j = 0; j < more; ++j)
-          cands.push_back({scores[rest[j]], rest[j] / vocab, static_cast<int32_t>(rest[j] % vocab)});
+          cands.push_back(
+              {scores[rest[j]], rest[j] / vocab, static_cast<int32_t>(rest[j] % vocab)});
       }
       std::stable_sort(cands.begin(), cands.end(),
                        [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
@@ -194,7 +198,8 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
                           return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
                         });
       for (int64_t j = 0; j < n_candidates; ++j)
-        cands.push_back({scores[order[j]], order[j] / vocab, static_cast<int32_t>(order[j] % vocab)});
+        cands.push_back(
+            {scores[order[j]], order[j] / vocab, static_cast<int32_t>(order[j] % vocab)});
     }
 
     // Walk the candidates: finished hypotheses and the next beams.
@@ -268,7 +273,8 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
   for (const Beam& b : beams) kv.release(b.kv);
 
   const std::vector<BeamHypothesis> best = hyps.sorted();
-  const int64_t n_ret = std::min<int64_t>(cfg.num_return_sequences, static_cast<int64_t>(best.size()));
+  const int64_t n_ret =
+      std::min<int64_t>(cfg.num_return_sequences, static_cast<int64_t>(best.size()));
   for (int64_t i = 0; i < n_ret; ++i) {
     const BeamHypothesis& h = best[static_cast<size_t>(i)];
     SequenceResult r;

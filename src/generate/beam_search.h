@@ -26,8 +26,7 @@ class BeamHypotheses {
       : num_beams_(num_beams), lp_(length_penalty), early_(early), max_length_(max_length) {}
 
   // generated_len counts the tokens after the prompt, the ending EOS included.
-  void add(std::vector<int32_t> ids, double sum_logprobs, int64_t generated_len,
-           int32_t eos_token);
+  void add(std::vector<int32_t> ids, double sum_logprobs, int64_t generated_len, int32_t eos_token);
   // Can no running beam beat the worst kept hypothesis? best_sum_logprobs is
   // the best candidate score of the step; cur_len the length (prompt
   // included) those scores were computed for.

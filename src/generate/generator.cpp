@@ -33,16 +33,16 @@ void prepare_request(const Engine& engine, const Tokenizer* tokenizer, GenerateR
   cfg.validate();
   check(!req.prompt.empty(), "empty prompt: give at least one token");
   for (int32_t id : req.prompt)
-    check(id >= 0 && id < engine.vocab_size(),
-          "prompt token id " + std::to_string(id) + " is out of range [0, " +
-              std::to_string(engine.vocab_size()) + ")");
+    check(id >= 0 && id < engine.vocab_size(), "prompt token id " + std::to_string(id) +
+                                                   " is out of range [0, " +
+                                                   std::to_string(engine.vocab_size()) + ")");
   const int64_t room = engine.context_length() - static_cast<int64_t>(req.prompt.size());
   check(room > 0, "the prompt (" + std::to_string(req.prompt.size()) +
                       " tokens) fills the context length of " +
                       std::to_string(engine.context_length()));
   if (!cfg.max_new_tokens) cfg.max_new_tokens = room;
-  check(*cfg.max_new_tokens > 0, "max_new_tokens must be positive, got " +
-                                     std::to_string(*cfg.max_new_tokens));
+  check(*cfg.max_new_tokens > 0,
+        "max_new_tokens must be positive, got " + std::to_string(*cfg.max_new_tokens));
   cfg.max_new_tokens = std::min(*cfg.max_new_tokens, room);
   // EOS: the request's, else the checkpoint config's, else the vocabulary's.
   if (cfg.eos_token_ids.empty()) cfg.eos_token_ids = engine.config().eos_ids;
@@ -104,7 +104,8 @@ GenerateResult generate(Engine& engine, const Tokenizer* tokenizer, const Genera
   out.prefill.counters = engine.counters();
   // Every sequence starts from the same prompt logits.
   std::vector<float> rows(static_cast<size_t>(n_seq * vocab));
-  for (int64_t i = 0; i < n_seq; ++i) std::copy(logits.begin(), logits.end(), rows.begin() + i * vocab);
+  for (int64_t i = 0; i < n_seq; ++i)
+    std::copy(logits.begin(), logits.end(), rows.begin() + i * vocab);
 
   engine.reset_counters();
   t0 = Clock::now();
@@ -120,10 +121,9 @@ GenerateResult generate(Engine& engine, const Tokenizer* tokenizer, const Genera
       sampling::log_softmax(row, logprobs);
       chain.apply(row, sampling::make_view(s.ids, static_cast<int64_t>(req.prompt.size())),
                   req.trace ? &s.result.trace : nullptr);
-      const int32_t tok = cfg.sampling()
-                              ? sampling::sample(row, cfg.seed, static_cast<uint64_t>(i),
-                                                 static_cast<uint64_t>(step))
-                              : sampling::greedy(row);
+      const int32_t tok = cfg.sampling() ? sampling::sample(row, cfg.seed, static_cast<uint64_t>(i),
+                                                            static_cast<uint64_t>(step))
+                                         : sampling::greedy(row);
       s.ids.push_back(tok);
       s.result.tokens.push_back(tok);
       s.result.score += logprobs[static_cast<size_t>(tok)];
