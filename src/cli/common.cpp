@@ -1,6 +1,8 @@
 #include "cli/common.h"
 
 #include <charconv>
+#include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "formats/hf_checkpoint.h"
@@ -53,6 +55,14 @@ LoadedModel load_model(const ModelOptions& opts, bool vocab_only) {
       if (key == "hf.tokenizer_json") m.tokenizer = load_hf_tokenizer(value);
   }
   return m;
+}
+
+void report_written(const std::string& path, DType type, std::chrono::steady_clock::time_point t0) {
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  std::fprintf(stderr, "wrote %s (%.1f MiB, %s) in %.2f s\n", path.c_str(),
+               static_cast<double>(size) / (1024.0 * 1024.0), dtype_name(type), secs);
 }
 
 std::vector<int32_t> parse_ids(const std::string& text) {

@@ -1,6 +1,7 @@
 #pragma once
 // What several commands share: loading a model with its tokenizer, parsing
 // id lists, printing JSON.
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ struct LoadedModel {
 
 // vocab_only skips building the Model (tokenize/detokenize).
 LoadedModel load_model(const ModelOptions& opts, bool vocab_only = false);
+
+// One stderr line after writing a model file: path, size, type, seconds since t0.
+void report_written(const std::string& path, DType type, std::chrono::steady_clock::time_point t0);
 
 // "1,403,407" -> ids; throws Error on anything that is not a list of integers.
 std::vector<int32_t> parse_ids(const std::string& text);

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "cli/command.h"
+#include "cli/common.h"
 #include "formats/gguf_convert.h"
 
 namespace nucleus::cli {
@@ -25,11 +25,7 @@ int run_quantize(const QuantizeArgs& a) {
   opt.threads = a.threads;
   const auto t0 = std::chrono::steady_clock::now();
   requantize_gguf(a.input, a.output, opt);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(a.output, ec);
-  std::fprintf(stderr, "wrote %s (%.1f MiB, %s) in %.2f s\n", a.output.c_str(),
-               static_cast<double>(size) / (1024.0 * 1024.0), dtype_name(opt.type), secs);
+  report_written(a.output, opt.type, t0);
   return 0;
 }
 
