@@ -29,5 +29,7 @@ Command add_tokenize(CLI::App& app);
 Command add_detokenize(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_cost(CLI::App& app);
+Command add_bench(CLI::App& app);
+Command add_convert(CLI::App& app);
 
 }  // namespace nucleus::cli
