@@ -70,7 +70,8 @@ done
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-echo "compare.sh: -p $p -n $n -t $t -r $r, rounds $rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "compare.sh: -p $p -n $n -t $t -r $r, rounds $rounds; load average at start: $load_start" >&2
 i=0
 for m in "${models[@]}"; do
   for ((round = 1; round <= rounds; ++round)); do
@@ -84,11 +85,13 @@ for m in "${models[@]}"; do
   echo "$m" >"$out/model.$i"
   i=$((i + 1))
 done
-echo "compare.sh: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "compare.sh: load average at end: $load_end" >&2
 
-python3 - "$out" "$i" "$rounds" "$p" "$n" <<'PY'
+python3 - "$out" "$i" "$rounds" "$p" "$n" "$t" "$load_start" "$load_end" <<'PY'
 import json, os, statistics, sys
 out, count, rounds, p, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+threads, load_start, load_end = sys.argv[6], sys.argv[7], sys.argv[8]
 
 def llama_rows(path):
     # llama-bench -o json: an array with one object per test; pp has n_gen 0, tg has n_prompt 0.
@@ -109,6 +112,7 @@ for i in range(count):
     model = open(os.path.join(out, "model.%d" % i)).read().strip()
     for test in ("pp%d" % p, "tg%d" % n):
         l_ts, n_ts, l_sd, n_sd, nuc = [], [], [], [], None
+        fl, by, mf, mb = [], [], [], []
         for rd in range(1, rounds + 1):
             lr = llama_rows(os.path.join(out, "llama.%d.%d.json" % (i, rd))).get(test)
             nr = nucleus_rows(os.path.join(out, "nucleus.%d.%d.json" % (i, rd))).get(test)
@@ -117,18 +121,21 @@ for i in range(count):
             l_ts.append(lr["avg_ts"]); l_sd.append(lr["stddev_ts"])
             n_ts.append(nr["avg_ts"]); n_sd.append(nr["stddev_ts"])
             nuc = nr
+            fl.append(nr["flops_per_s"]); by.append(nr["bytes_per_s"])
+            mf.append(nr["mfu"]); mb.append(nr["mbu"])
         la, na = statistics.mean(l_ts), statistics.mean(n_ts)
         table.append([os.path.basename(model), nuc["type"], test,
                       "%.2f ± %.2f" % (la, statistics.mean(l_sd)),
                       "%.2f ± %.2f" % (na, statistics.mean(n_sd)),
                       "%.2f" % (na / la if la > 0 else float("nan")),
-                      "%.1f" % (nuc["flops_per_s"] / 1e9), "%.2f" % (nuc["bytes_per_s"] / 1e9),
-                      "%.1f%%" % (100 * nuc["mfu"]), "%.1f%%" % (100 * nuc["mbu"])])
+                      "%.1f" % (statistics.mean(fl) / 1e9), "%.2f" % (statistics.mean(by) / 1e9),
+                      "%.1f%%" % (100 * statistics.mean(mf)), "%.1f%%" % (100 * statistics.mean(mb))])
 print("| " + " | ".join(header) + " |")
 print("| " + " | ".join("---" if k < 3 else "---:" for k in range(len(header))) + " |")
 for row in table:
     print("| " + " | ".join(row) + " |")
 src = nucleus_rows(os.path.join(out, "nucleus.0.1.json"))
-print("\nratio = nucleus / llama.cpp tokens per second; MFU/MBU of nucleus against peaks: %s"
-      % next(iter(src.values()))["peaks_source"])
+print("\nratio = nucleus / llama.cpp tokens per second (%d round(s), %s threads); "
+      "MFU/MBU of nucleus against peaks: %s" % (rounds, threads, next(iter(src.values()))["peaks_source"]))
+print("load average (1, 5, 15 min): %s at start, %s at end" % (load_start, load_end))
 PY
