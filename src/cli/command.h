@@ -30,6 +30,7 @@ Command add_tokenize(CLI::App& app);
 Command add_detokenize(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_cost(CLI::App& app);
+Command add_bench(CLI::App& app);
 Command add_convert(CLI::App& app);
 Command add_quantize(CLI::App& app);
 Command add_chat(CLI::App& app);
