@@ -23,7 +23,9 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-std::string config_path(const std::string& name) { return std::string(NUCLEUS_TEST_DATA) + "/chat/" + name + ".tokenizer_config.json"; }
+std::string config_path(const std::string& name) {
+  return std::string(NUCLEUS_TEST_DATA) + "/chat/" + name + ".tokenizer_config.json";
+}
 
 // user / assistant / user; the last message has blanks around it so the
 // templates that trim (Llama 3) and those that do not (TinyLlama, Qwen3) differ.
@@ -39,13 +41,15 @@ std::vector<ChatMessage> with_system() {
   return v;
 }
 
-void expect_error_contains(const std::function<void()>& f, std::initializer_list<std::string> parts) {
+void expect_error_contains(const std::function<void()>& f,
+                           std::initializer_list<std::string> parts) {
   try {
     f();
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
   }
 }
 
@@ -54,7 +58,8 @@ void expect_error_contains(const std::function<void()>& f, std::initializer_list
 //   {% for message in messages %}                 <- trim_blocks eats the "\n"
 //   {% if message['role'] == 'user' %}            <- eaten
 //   {{ '<|user|>\n' + message['content'] + eos_token }}   <- output + "\n" kept
-//   {% elif ... 'system' %} / {{ '<|system|>\n' ... }} / {% elif ... 'assistant' %} / {{ '<|assistant|>\n' ... }}
+//   {% elif ... 'system' %} / {{ '<|system|>\n' ... }} / {% elif ... 'assistant' %} / {{
+//   '<|assistant|>\n' ... }}
 //   {% endif %}                                   <- eaten
 //   {% if loop.last and add_generation_prompt %}  <- eaten
 //   {{ '<|assistant|>' }}                         <- "<|assistant|>\n"
@@ -80,7 +85,8 @@ TEST(ChatTemplate, TinyLlama) {
 
 // ---- Llama 3 Instruct (llama3-instruct/) --------------------------------------
 // One line, no newlines outside string literals. Per message:
-//   content = '<|start_header_id|>' + role + '<|end_header_id|>\n\n' + (content | trim) + '<|eot_id|>'
+//   content = '<|start_header_id|>' + role + '<|end_header_id|>\n\n' + (content | trim) +
+//   '<|eot_id|>'
 // (the filter binds tighter than +), with bos_token prefixed on loop.index0 == 0.
 // add_generation_prompt appends '<|start_header_id|>assistant<|end_header_id|>\n\n'.
 
@@ -95,7 +101,8 @@ TEST(ChatTemplate, Llama3Instruct) {
   const std::string prompt = "<|start_header_id|>assistant<|end_header_id|>\n\n";
   EXPECT_EQ(render_chat(t, kConv, false), "<|begin_of_text|>" + turns);
   EXPECT_EQ(render_chat(t, kConv, true), "<|begin_of_text|>" + turns + prompt);
-  const std::string sys = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are helpful.<|eot_id|>";
+  const std::string sys =
+      "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are helpful.<|eot_id|>";
   EXPECT_EQ(render_chat(t, with_system(), false), sys + turns);
   EXPECT_EQ(render_chat(t, with_system(), true), sys + turns + prompt);
 }
@@ -152,7 +159,8 @@ TEST(ChatTemplate, Qwen3EnableThinkingFalse) {
   EXPECT_EQ(render_chat(t, kConv, true, nlohmann::json{{"enable_thinking", false}}),
             kQwenTurns + "<|im_start|>assistant\n<think>\n\n</think>\n\n");
   // enable_thinking true (or absent) adds nothing.
-  EXPECT_EQ(render_chat(t, kConv, true, json{{"enable_thinking", true}}), kQwenTurns + "<|im_start|>assistant\n");
+  EXPECT_EQ(render_chat(t, kConv, true, json{{"enable_thinking", true}}),
+            kQwenTurns + "<|im_start|>assistant\n");
 }
 
 TEST(ChatTemplate, Qwen3ThinkingInHistory) {
@@ -180,7 +188,9 @@ TEST(ChatTemplate, Qwen3ThinkingInHistory) {
 
 TEST(ChatTemplate, Qwen3WithTools) {
   ChatTemplate t = load_chat_template(config_path("qwen3"));
-  json tools = json::array({{{"type", "function"}, {"function", {{"name", "get_time"}, {"parameters", json::object()}}}}});
+  json tools =
+      json::array({{{"type", "function"},
+                    {"function", {{"name", "get_time"}, {"parameters", json::object()}}}}});
   // `if tools` branch: system header, no system message (kConv has none), the
   // fixed tool preamble, "\n" + (tool | tojson) per tool, the closing text.
   const std::string expected =
@@ -188,8 +198,10 @@ TEST(ChatTemplate, Qwen3WithTools) {
       "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
       "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
       "\n{\"type\": \"function\", \"function\": {\"name\": \"get_time\", \"parameters\": {}}}"
-      "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
-      "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+      "\n</tools>\n\nFor each function call, return a json object with function name and arguments "
+      "within "
+      "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+      "<args-json-object>}\n"
       "</tool_call><|im_end|>\n" +
       kQwenTurns + "<|im_start|>assistant\n";
   EXPECT_EQ(render_chat(t, kConv, true, json{{"tools", tools}}), expected);
@@ -201,7 +213,8 @@ TEST(ChatTemplate, RenderFromSourceMatchesLoaded) {
   std::ifstream in(config_path("llama2"));
   json cfg = json::parse(in);
   ChatTemplate t = load_chat_template(config_path("llama2"));
-  EXPECT_EQ(render_chat(cfg["chat_template"].get<std::string>(), kConv, true, "<s>", "</s>"), render_chat(t, kConv, true));
+  EXPECT_EQ(render_chat(cfg["chat_template"].get<std::string>(), kConv, true, "<s>", "</s>"),
+            render_chat(t, kConv, true));
 }
 
 TEST(ChatTemplate, RaiseExceptionCarriesMessage) {
@@ -219,10 +232,15 @@ TEST(ChatTemplate, GlobalsAndExtraVars) {
   ASSERT_EQ(year.size(), 4u);
   for (char c : year) EXPECT_TRUE(c >= '0' && c <= '9') << year;
   // tools and documents are defined (None) as apply_chat_template passes them.
-  EXPECT_EQ(render_chat("{{ tools is none }}{{ documents is none }}{{ add_generation_prompt }}", {}, true, "", ""), "TrueTrueTrue");
-  EXPECT_EQ(render_chat("{{ bos_token }}|{{ eos_token }}|{{ custom }}", {}, false, "B", "E", json{{"custom", 7}}), "B|E|7");
+  EXPECT_EQ(render_chat("{{ tools is none }}{{ documents is none }}{{ add_generation_prompt }}", {},
+                        true, "", ""),
+            "TrueTrueTrue");
+  EXPECT_EQ(render_chat("{{ bos_token }}|{{ eos_token }}|{{ custom }}", {}, false, "B", "E",
+                        json{{"custom", 7}}),
+            "B|E|7");
   expect_error_contains([&] { render_chat("{{ x", {}, false, "", ""); }, {"unterminated"});
-  expect_error_contains([&] { render_chat("x", {}, false, "", "", json::array()); }, {"JSON object"});
+  expect_error_contains([&] { render_chat("x", {}, false, "", "", json::array()); },
+                        {"JSON object"});
 }
 
 // ---- loading -------------------------------------------------------------------------
@@ -241,16 +259,23 @@ class ChatLoad : public ::testing::Test {
 TEST(ChatTemplate, RenderErrorsNameTheFile) {
   ChatTemplate t = load_chat_template(config_path("llama3-instruct"));
   // A numeric role makes the template's '<|start_header_id|>' + message['role'] fail.
-  expect_error_contains([&] { render_chat(t, kConv, false, json{{"messages", json::array({{{"role", 1}, {"content", "x"}}})}}); },
-                        {"llama3-instruct.tokenizer_config.json", "chat_template", "line 1", "unsupported operand types for +: 'str' and 'int'"});
+  expect_error_contains(
+      [&] {
+        render_chat(t, kConv, false,
+                    json{{"messages", json::array({{{"role", 1}, {"content", "x"}}})}});
+      },
+      {"llama3-instruct.tokenizer_config.json", "chat_template", "line 1",
+       "unsupported operand types for +: 'str' and 'int'"});
 }
 
 TEST_F(ChatLoad, MistralHasNoTemplate) {
-  expect_error_contains([] { load_chat_template(config_path("mistral-v0.1")); }, {"mistral-v0.1", "no 'chat_template'"});
+  expect_error_contains([] { load_chat_template(config_path("mistral-v0.1")); },
+                        {"mistral-v0.1", "no 'chat_template'"});
 }
 
 TEST_F(ChatLoad, TokenObjectsAndTemplateList) {
-  std::string p = write("objects", R"({"bos_token": {"__type": "AddedToken", "content": "<s>", "lstrip": false},
+  std::string p =
+      write("objects", R"({"bos_token": {"__type": "AddedToken", "content": "<s>", "lstrip": false},
     "eos_token": {"content": "</s>"},
     "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "{{ bos_token }}D{{ eos_token }}"}]})");
   ChatTemplate t = load_chat_template(p);
@@ -261,21 +286,32 @@ TEST_F(ChatLoad, TokenObjectsAndTemplateList) {
 
 TEST_F(ChatLoad, SiblingJinjaFile) {
   std::string p = write("sibling", R"({"eos_token": "E"})");
-  std::ofstream(std::filesystem::path(p).parent_path() / "chat_template.jinja") << "{% for m in messages %}{{ m.content }}{% endfor %}{{ eos_token }}\n";
+  std::ofstream(std::filesystem::path(p).parent_path() / "chat_template.jinja")
+      << "{% for m in messages %}{{ m.content }}{% endfor %}{{ eos_token }}\n";
   ChatTemplate t = load_chat_template(p);
   EXPECT_EQ(render_chat(t, {{"user", "x"}}, false), "xE");  // trailing newline dropped
 }
 
 TEST_F(ChatLoad, BadConfigs) {
-  expect_error_contains([&] { load_chat_template(write("nolist", R"({"chat_template": [{"name": "tool_use", "template": "T"}]})")); },
-                        {"no template named 'default'", "tool_use"});
-  expect_error_contains([&] { load_chat_template(write("badtype", R"({"chat_template": 5})")); }, {"'chat_template'", "number"});
-  expect_error_contains([&] { load_chat_template(write("badtok", R"({"chat_template": "x", "bos_token": 3})")); }, {"'bos_token'"});
-  expect_error_contains([&] { load_chat_template(write("badjson", R"({"chat_template": )")); }, {"invalid JSON"});
-  expect_error_contains([&] { load_chat_template(write("badsyntax", R"({"chat_template": "{% if x %}"})")); },
-                        {"tokenizer_config.json", "chat_template", "endif"});
+  expect_error_contains(
+      [&] {
+        load_chat_template(
+            write("nolist", R"({"chat_template": [{"name": "tool_use", "template": "T"}]})"));
+      },
+      {"no template named 'default'", "tool_use"});
+  expect_error_contains([&] { load_chat_template(write("badtype", R"({"chat_template": 5})")); },
+                        {"'chat_template'", "number"});
+  expect_error_contains(
+      [&] { load_chat_template(write("badtok", R"({"chat_template": "x", "bos_token": 3})")); },
+      {"'bos_token'"});
+  expect_error_contains([&] { load_chat_template(write("badjson", R"({"chat_template": )")); },
+                        {"invalid JSON"});
+  expect_error_contains(
+      [&] { load_chat_template(write("badsyntax", R"({"chat_template": "{% if x %}"})")); },
+      {"tokenizer_config.json", "chat_template", "endif"});
   expect_error_contains([&] { load_chat_template(write("array", R"([1])")); }, {"JSON object"});
-  expect_error_contains([] { load_chat_template("/nonexistent/tokenizer_config.json"); }, {"cannot open"});
+  expect_error_contains([] { load_chat_template("/nonexistent/tokenizer_config.json"); },
+                        {"cannot open"});
 }
 
 }  // namespace

@@ -22,7 +22,8 @@ const std::string kData = std::string(NUCLEUS_TEST_DATA) + "/tokenizer/";
 const std::string kFFFD = "\xEF\xBF\xBD";
 
 const SpmTokenizer& llama() {
-  static const SpmTokenizer tok(test::read_gguf_vocab_for_test(kData + "ggml-vocab-llama-spm.gguf"));
+  static const SpmTokenizer tok(
+      test::read_gguf_vocab_for_test(kData + "ggml-vocab-llama-spm.gguf"));
   return tok;
 }
 
@@ -95,8 +96,7 @@ TEST(Detokenizer, EmojiThroughByteFallbackIsHeldUntilComplete) {
 
 TEST(Detokenizer, InvalidBytesBecomeReplacementOnceKnown) {
   // A stray continuation byte is invalid at once.
-  EXPECT_EQ(stream(byte_ids({0x80, 0x41})),
-            (std::vector<std::string>{kFFFD, "A", ""}));
+  EXPECT_EQ(stream(byte_ids({0x80, 0x41})), (std::vector<std::string>{kFFFD, "A", ""}));
   // F0 9F is a valid start; "A" ends it, so the two bytes are one maximal
   // invalid subpart -> one U+FFFD, emitted together with the "A".
   EXPECT_EQ(stream(byte_ids({0xF0, 0x9F, 0x41})),
@@ -118,7 +118,9 @@ TEST(Detokenizer, InvalidBytesBecomeReplacementOnceKnown) {
 
 TEST(Detokenizer, ValidUtf8) {
   EXPECT_EQ(valid_utf8("abc \xC3\xA9 \xF0\x9F\x98\x81"), "abc \xC3\xA9 \xF0\x9F\x98\x81");
-  EXPECT_EQ(valid_utf8("a\xFF" "b"), "a" + kFFFD + "b");
+  EXPECT_EQ(valid_utf8("a\xFF"
+                       "b"),
+            "a" + kFFFD + "b");
   EXPECT_EQ(valid_utf8("\xE0\x80\x80"), kFFFD + kFFFD + kFFFD);  // overlong 3-byte
   EXPECT_EQ(valid_utf8("\xE0\xA0"), kFFFD);                      // truncated, valid so far
   EXPECT_EQ(valid_utf8(""), "");

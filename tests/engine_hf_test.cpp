@@ -98,7 +98,9 @@ void check_logits_against_hf(const std::shared_ptr<const Model>& model) {
   }
 }
 
-TEST(EngineHf, GgufLogitsMatchTransformers) { check_logits_against_hf(gguf_model()); }
+TEST(EngineHf, GgufLogitsMatchTransformers) {
+  check_logits_against_hf(gguf_model());
+}
 
 TEST(EngineHf, Llama2cBinLogitsMatchTransformers) {
   LoadOptions o;
@@ -143,8 +145,8 @@ std::vector<float> last_logits(Engine& e, const std::vector<int32_t>& prompt) {
   return logits;
 }
 
-const std::vector<int32_t> kPrompt = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298,
-                                      315, 421, 395, 317, 426, 338, 401, 396, 267};
+const std::vector<int32_t> kPrompt = {1,   403, 407, 261, 378, 432, 383, 286, 261, 376,
+                                      298, 315, 421, 395, 317, 426, 338, 401, 396, 267};
 
 TEST(EngineInvariance, ThreadCountDoesNotChangeBits) {
   auto model = gguf_model();
@@ -192,9 +194,8 @@ TEST(EngineInvariance, SequenceAloneEqualsSequenceBatchedWithOthers) {
   mixed.add(third, 403, true);
   e.forward(mixed, logits);
   ASSERT_EQ(logits.size(), 3 * static_cast<size_t>(e.vocab_size()));
-  EXPECT_EQ(std::memcmp(logits_alone.data(), logits.data() + e.vocab_size(),
-                        logits_alone.size() * 4),
-            0);
+  EXPECT_EQ(
+      std::memcmp(logits_alone.data(), logits.data() + e.vocab_size(), logits_alone.size() * 4), 0);
 }
 
 TEST(EngineInvariance, NoCacheLogitsEqualCachedLogits) {

@@ -92,7 +92,8 @@ TEST(BadGguf, EveryTruncationFails) {
   size_t end = vocab_only.size();
   while (end > 0 && vocab_only[end - 1] == 0) --end;
   for (size_t n = 0; n < end; ++n) {
-    const std::vector<uint8_t> prefix(vocab_only.begin(), vocab_only.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::vector<uint8_t> prefix(vocab_only.begin(),
+                                      vocab_only.begin() + static_cast<std::ptrdiff_t>(n));
     EXPECT_THROW(gguf_vocab(GgufFile("cut.gguf", prefix)), Error) << n;
   }
   EXPECT_EQ(gguf_vocab(GgufFile("cut.gguf", std::span(vocab_only.data(), end))).size(), 4);
@@ -125,7 +126,8 @@ TEST(BadGguf, RandomMutationsNeverCrash) {
     for (int e = 0; e < edits; ++e) {
       const size_t at = next() % meta_end;
       const uint64_t r = next();
-      b[at] = (r & 1) ? static_cast<uint8_t>(r >> 8) : static_cast<uint8_t>(b[at] ^ (1u << ((r >> 8) % 8)));
+      b[at] = (r & 1) ? static_cast<uint8_t>(r >> 8)
+                      : static_cast<uint8_t>(b[at] ^ (1u << ((r >> 8) % 8)));
     }
     try {
       gguf_model(GgufFile("mut.gguf", b));
@@ -188,7 +190,8 @@ TEST(BadGguf, TensorDataPastEnd) {
   h.tensors.back().ne = {16, 9};  // one row more than the data holds
   EXPECT_ERROR_HAS(h.build(), "runs past the end of the file");
   GgufBuilder k = tiny_llama();
-  k.tensors.back().offset_override = static_cast<int64_t>(0x7fffffffffffffe0);  // offset + size overflows
+  k.tensors.back().offset_override =
+      static_cast<int64_t>(0x7fffffffffffffe0);  // offset + size overflows
   EXPECT_ERROR_HAS(k.build(), "runs past the end of the file");
 }
 
@@ -213,13 +216,14 @@ TEST(BadGguf, CustomAlignmentLoads) {
   g.add_u32("general.alignment", 64);
   TempDir dir;
   const ModelFile m = load_model_file(dir.write("a64.gguf", g.build()));
-  for (const auto& [name, t] : m.tensors) EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 64, 0u) << name;
+  for (const auto& [name, t] : m.tensors)
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 64, 0u) << name;
 }
 
 TEST(BadGguf, HugeStringLength) {
   std::vector<uint8_t> b = header(3, 0, 1);
   Bytes rest;
-  rest.put<uint64_t>(uint64_t{1} << 62);  // key length
+  rest.put<uint64_t>(uint64_t{1} << 62);    // key length
   rest.raw(std::vector<uint8_t>(64, 'a'));  // enough bytes that the count check passes
   b.insert(b.end(), rest.b.begin(), rest.b.end());
   EXPECT_ERROR_HAS(b, "string length");
@@ -323,10 +327,10 @@ TEST(BadGguf, InconsistentShapes) {
   };
   // Each shape differs from what the config implies (dim 8, q 8, kv 4, ffn 16, vocab 4).
   const std::vector<Case> cases = {
-      {0, {8, 5}, "token_embd.weight"},       {1, {16}, "output_norm.weight"},
-      {2, {4, 8}, "output.weight"},           {4, {8, 4}, "blk.0.attn_q.weight"},
-      {5, {8, 8}, "blk.0.attn_k.weight"},     {7, {4, 8}, "blk.0.attn_output.weight"},
-      {9, {8, 8}, "blk.0.ffn_gate.weight"},   {11, {8, 16}, "blk.0.ffn_down.weight"},
+      {0, {8, 5}, "token_embd.weight"},     {1, {16}, "output_norm.weight"},
+      {2, {4, 8}, "output.weight"},         {4, {8, 4}, "blk.0.attn_q.weight"},
+      {5, {8, 8}, "blk.0.attn_k.weight"},   {7, {4, 8}, "blk.0.attn_output.weight"},
+      {9, {8, 8}, "blk.0.ffn_gate.weight"}, {11, {8, 16}, "blk.0.ffn_down.weight"},
   };
   for (const Case& c : cases) {
     GgufBuilder g = tiny_llama();
@@ -430,7 +434,8 @@ TEST(BadLlama2c, TooShort) {
   }
   // A valid header but missing weights: the size check names both sizes.
   const std::string msg = load_error(l2c_header({64, 172, 5, 8, 4, 512, 512}), "noweights.bin");
-  EXPECT_NE(msg.find("expected 1056540 bytes"), std::string::npos) << msg;  // README: 1056540-byte file
+  EXPECT_NE(msg.find("expected 1056540 bytes"), std::string::npos)
+      << msg;  // README: 1056540-byte file
 }
 
 TEST(BadLlama2c, TruncatedRealFile) {

@@ -101,7 +101,8 @@ TEST(Gguf, TypedLookups) {
   EXPECT_THROW(g.get_string_array("tokenizer.ggml.scores"), Error);
   EXPECT_EQ(g.get_array("tokenizer.ggml.tokens").size(), 512u);
   EXPECT_EQ(g.get_array("tokenizer.ggml.scores").floats.size(), 512u);
-  EXPECT_EQ(g.get_int_array("tokenizer.ggml.token_type")[3], 6);  // <0x00> is a byte token (GGUF type 6)
+  EXPECT_EQ(g.get_int_array("tokenizer.ggml.token_type")[3],
+            6);  // <0x00> is a byte token (GGUF type 6)
   EXPECT_THROW(g.get_int_array("tokenizer.ggml.scores"), Error);
   EXPECT_EQ(g.get_float_array("tokenizer.ggml.scores").size(), 512u);
   EXPECT_EQ(g.tensor_infos().size(), 48u);
@@ -183,7 +184,9 @@ TEST(Gguf, BuiltTinyModelRoundTrip) {
   EXPECT_EQ(x[0], 0.0f);
   EXPECT_EQ(x[1], 0.25f);
   EXPECT_EQ(x[2], 0.5f);
-  EXPECT_EQ(m.vocab.tokens[3], "\xe2\x96\x81" "a");
+  EXPECT_EQ(m.vocab.tokens[3],
+            "\xe2\x96\x81"
+            "a");
   EXPECT_EQ(m.vocab.scores[3], -1.0f);
 }
 

@@ -50,11 +50,26 @@ struct GgufBuilder {
     kv.put<uint32_t>(type);
     ++n_kv;
   }
-  void add_u32(const std::string& k, uint32_t v) { key(k, 4); kv.put(v); }
-  void add_i32(const std::string& k, int32_t v) { key(k, 5); kv.put(v); }
-  void add_f32(const std::string& k, float v) { key(k, 6); kv.put(v); }
-  void add_bool(const std::string& k, bool v) { key(k, 7); kv.put<uint8_t>(v ? 1 : 0); }
-  void add_string(const std::string& k, const std::string& v) { key(k, 8); kv.str(v); }
+  void add_u32(const std::string& k, uint32_t v) {
+    key(k, 4);
+    kv.put(v);
+  }
+  void add_i32(const std::string& k, int32_t v) {
+    key(k, 5);
+    kv.put(v);
+  }
+  void add_f32(const std::string& k, float v) {
+    key(k, 6);
+    kv.put(v);
+  }
+  void add_bool(const std::string& k, bool v) {
+    key(k, 7);
+    kv.put<uint8_t>(v ? 1 : 0);
+  }
+  void add_string(const std::string& k, const std::string& v) {
+    key(k, 8);
+    kv.str(v);
+  }
   void add_string_array(const std::string& k, const std::vector<std::string>& v) {
     key(k, 9);
     kv.put<uint32_t>(8);
@@ -129,7 +144,9 @@ inline GgufBuilder tiny_llama(bool with_tensors = true) {
   g.add_u32("llama.attention.head_count_kv", 1);
   g.add_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
   g.add_string("tokenizer.ggml.model", "llama");
-  g.add_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "\xe2\x96\x81" "a"});
+  g.add_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>",
+                                               "\xe2\x96\x81"
+                                               "a"});
   g.add_f32_array("tokenizer.ggml.scores", {0, 0, 0, -1});
   g.add_i32_array("tokenizer.ggml.token_type", {2, 3, 3, 1});
   g.add_bool("tokenizer.ggml.add_bos_token", true);
@@ -162,8 +179,9 @@ class TempDir {
   }
   std::string write(const std::string& name, const std::vector<uint8_t>& bytes) const {
     const std::string p = path_ + "/" + name;
-    std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                             static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(p, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
     return p;
   }
   const std::string& path() const { return path_; }

@@ -16,7 +16,9 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-std::string R(const std::string& src, const json& vars = json::object(), Options o = {}) { return Template(src, o).render(vars); }
+std::string R(const std::string& src, const json& vars = json::object(), Options o = {}) {
+  return Template(src, o).render(vars);
+}
 
 // transformers' settings for chat templates.
 std::string HF(const std::string& src, const json& vars = json::object()) {
@@ -27,13 +29,15 @@ std::string HF(const std::string& src, const json& vars = json::object()) {
 }
 
 // Expects an Error whose message contains every piece of `parts`.
-void expect_error(const std::string& src, std::initializer_list<std::string> parts, const json& vars = json::object()) {
+void expect_error(const std::string& src, std::initializer_list<std::string> parts,
+                  const json& vars = json::object()) {
   try {
     std::string out = R(src, vars);
     ADD_FAILURE() << "no error for: " << src << "\nrendered: " << out;
   } catch (const Error& e) {
     std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
   }
 }
 
@@ -95,7 +99,8 @@ TEST(JinjaLex, LstripBlocks) {
 TEST(JinjaLex, TrimAndLstripTogether) {
   // The classic indented-loop layout collapses to clean lines:
   // "<ul>\n" + ("  <li>1</li>\n" + "  <li>2</li>\n") + "</ul>".
-  const std::string src = "<ul>\n  {% for i in [1, 2] %}\n  <li>{{ i }}</li>\n  {% endfor %}\n</ul>";
+  const std::string src =
+      "<ul>\n  {% for i in [1, 2] %}\n  <li>{{ i }}</li>\n  {% endfor %}\n</ul>";
   EXPECT_EQ(HF(src), "<ul>\n  <li>1</li>\n  <li>2</li>\n</ul>");
   // A block tag after a trimmed block tag on the next line is still at line start.
   EXPECT_EQ(HF("{% if true %}\n    {% if true %}\nX\n    {% endif %}\n{% endif %}\n"), "X\n");
@@ -118,7 +123,9 @@ TEST(JinjaExpr, StringLiterals) {
   EXPECT_EQ(R(R"({{ 'a\nb' }})"), "a\nb");
   EXPECT_EQ(R(R"({{ "it's" }})"), "it's");
   EXPECT_EQ(R(R"({{ 'x\'y\\z' }})"), "x'y\\z");
-  EXPECT_EQ(R(R"({{ '\u00e9\x41\t' }})"), "\xC3\xA9" "A\t");
+  EXPECT_EQ(R(R"({{ '\u00e9\x41\t' }})"),
+            "\xC3\xA9"
+            "A\t");
   EXPECT_EQ(R(R"({{ '\q' }})"), "\\q");  // unknown escapes keep the backslash
   EXPECT_EQ(R("{{ 'a' 'b' \"c\" }}"), "abc");
   EXPECT_EQ(R("{{ 'multi\nline' }}"), "multi\nline");
@@ -126,8 +133,10 @@ TEST(JinjaExpr, StringLiterals) {
 
 TEST(JinjaExpr, NumbersAndPrinting) {
   EXPECT_EQ(R("{{ 42 }} {{ -7 }} {{ 1_000 }}"), "42 -7 1000");
-  EXPECT_EQ(R("{{ 1.0 }} {{ 2.5 }} {{ 1e3 }} {{ 0.1 + 0.2 }}"), "1.0 2.5 1000.0 0.30000000000000004");
-  EXPECT_EQ(R("{{ 1e16 }} {{ 1e15 }} {{ 0.0001 }} {{ 0.00001 }}"), "1e+16 1000000000000000.0 0.0001 1e-05");
+  EXPECT_EQ(R("{{ 1.0 }} {{ 2.5 }} {{ 1e3 }} {{ 0.1 + 0.2 }}"),
+            "1.0 2.5 1000.0 0.30000000000000004");
+  EXPECT_EQ(R("{{ 1e16 }} {{ 1e15 }} {{ 0.0001 }} {{ 0.00001 }}"),
+            "1e+16 1000000000000000.0 0.0001 1e-05");
   EXPECT_EQ(R("{{ none }} {{ None }} {{ true }} {{ False }}"), "None None True False");
   EXPECT_EQ(R("{{ [1, 'a', none, true, 1.5] }}"), "[1, 'a', None, True, 1.5]");
   EXPECT_EQ(R("{{ {'a': 1, 'b': [\"it's\"]} }}"), "{'a': 1, 'b': [\"it's\"]}");
@@ -137,32 +146,38 @@ TEST(JinjaExpr, NumbersAndPrinting) {
 // ---- operators --------------------------------------------------------------
 
 TEST(JinjaExpr, Arithmetic) {
-  EXPECT_EQ(R("{{ 1 + 2 * 3 }} {{ (1 + 2) * 3 }} {{ 2 ** 10 }} {{ 2 ** 3 ** 2 }}"), "7 9 1024 64");  // Jinja's ** is left-assoc
-  EXPECT_EQ(R("{{ 7 / 2 }} {{ 4 / 2 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 % -3 }}"), "3.5 2.0 3 -4 2 -2");
+  EXPECT_EQ(R("{{ 1 + 2 * 3 }} {{ (1 + 2) * 3 }} {{ 2 ** 10 }} {{ 2 ** 3 ** 2 }}"),
+            "7 9 1024 64");  // Jinja's ** is left-assoc
+  EXPECT_EQ(R("{{ 7 / 2 }} {{ 4 / 2 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 % -3 }}"),
+            "3.5 2.0 3 -4 2 -2");
   EXPECT_EQ(R("{{ 1 + 1.5 }} {{ true + 1 }} {{ 7.5 // 2 }}"), "2.5 2 3.0");
-  EXPECT_EQ(R("{{ 'ab' + 'cd' }} {{ [1] + [2, 3] }} {{ 'ab' * 3 }} {{ 2 * [0] }}"), "abcd [1, 2, 3] ababab [0, 0]");
+  EXPECT_EQ(R("{{ 'ab' + 'cd' }} {{ [1] + [2, 3] }} {{ 'ab' * 3 }} {{ 2 * [0] }}"),
+            "abcd [1, 2, 3] ababab [0, 0]");
 }
 
 TEST(JinjaExpr, ConcatAndPrecedence) {
   EXPECT_EQ(R("{{ 'a' ~ 1 ~ none ~ true }}"), "a1NoneTrue");
-  EXPECT_EQ(R("{{ 'a' ~ 2 * 3 }}"), "a6");         // * binds tighter than ~
+  EXPECT_EQ(R("{{ 'a' ~ 2 * 3 }}"), "a6");  // * binds tighter than ~
   EXPECT_EQ(R("{{ (1 + 2) ~ 'x' }}"), "3x");
-  EXPECT_EQ(R("{{ 'v=' ~ x }}"), "v=");            // undefined prints as ""
+  EXPECT_EQ(R("{{ 'v=' ~ x }}"), "v=");                // undefined prints as ""
   EXPECT_EQ(R("{{ 'ab' + '  c  ' | trim }}"), "abc");  // filter binds tighter than +
   EXPECT_EQ(R("{{ [1, 2, 3] | length - 1 }}"), "2");
-  EXPECT_EQ(R("{{ -2 | abs }}"), "2");             // (-2)|abs
-  EXPECT_EQ(R("{{ not 1 == 2 }}"), "True");         // not (1 == 2)
+  EXPECT_EQ(R("{{ -2 | abs }}"), "2");       // (-2)|abs
+  EXPECT_EQ(R("{{ not 1 == 2 }}"), "True");  // not (1 == 2)
 }
 
 TEST(JinjaExpr, Comparisons) {
-  EXPECT_EQ(R("{{ 1 < 2 < 3 }} {{ 1 < 3 < 2 }} {{ 1 == 1.0 }} {{ 'a' != 'b' }} {{ 'ab' < 'b' }} {{ 2 >= 2 }}"),
+  EXPECT_EQ(R("{{ 1 < 2 < 3 }} {{ 1 < 3 < 2 }} {{ 1 == 1.0 }} {{ 'a' != 'b' }} {{ 'ab' < 'b' }} {{ "
+              "2 >= 2 }}"),
             "True False True True True True");
-  EXPECT_EQ(R("{{ 'b' in 'abc' }} {{ 2 not in [1, 3] }} {{ 'k' in {'k': 1} }} {{ 'z' in x }}"), "True True True False");
+  EXPECT_EQ(R("{{ 'b' in 'abc' }} {{ 2 not in [1, 3] }} {{ 'k' in {'k': 1} }} {{ 'z' in x }}"),
+            "True True True False");
   EXPECT_EQ(R("{{ [1, [2]] == [1, [2]] }} {{ none == none }} {{ x == none }}"), "True True False");
 }
 
 TEST(JinjaExpr, LogicAndConditional) {
-  EXPECT_EQ(R("{{ 0 or 'x' }} {{ 'a' and 'b' }} {{ '' and 'b' }} {{ not [] }} {{ not 'a' }}"), "x b  True False");
+  EXPECT_EQ(R("{{ 0 or 'x' }} {{ 'a' and 'b' }} {{ '' and 'b' }} {{ not [] }} {{ not 'a' }}"),
+            "x b  True False");
   EXPECT_EQ(R("{{ 'y' if 1 else 'n' }}{{ 'y' if 0 else 'n' }}[{{ 'y' if 0 }}]"), "yn[]");
   EXPECT_EQ(R("{{ 'a' if false else 'b' if true else 'c' }}"), "b");
 }
@@ -174,13 +189,17 @@ TEST(JinjaExpr, AttributeAndSubscript) {
   EXPECT_EQ(R("{{ m.role }} {{ m['content'] }} {{ m[\"role\"] }}", v), "user hi user");
   EXPECT_EQ(R("{{ l[0] }} {{ l[-1] }} {{ l.1 }} [{{ l[5] }}]", v), "10 30 20 []");
   EXPECT_EQ(R("[{{ m.missing }}]{{ m.missing is defined }}", v), "[]False");
-  EXPECT_EQ(R("{{ 'héllo'[1] }}{{ 'abc'[-1] }}"), "\xC3\xA9" "c");
+  EXPECT_EQ(R("{{ 'héllo'[1] }}{{ 'abc'[-1] }}"),
+            "\xC3\xA9"
+            "c");
 }
 
 TEST(JinjaExpr, Slices) {
-  EXPECT_EQ(R("{{ [1, 2, 3, 4][1:] }} {{ [1, 2, 3][::-1] }} {{ [1, 2, 3, 4, 5][::2] }} {{ [1, 2, 3][:-1] }}"),
+  EXPECT_EQ(R("{{ [1, 2, 3, 4][1:] }} {{ [1, 2, 3][::-1] }} {{ [1, 2, 3, 4, 5][::2] }} {{ [1, 2, "
+              "3][:-1] }}"),
             "[2, 3, 4] [3, 2, 1] [1, 3, 5] [1, 2]");
-  EXPECT_EQ(R("{{ [1, 2, 3][5:] }} {{ [1, 2, 3][-2:] }} {{ [1, 2, 3, 4][3:0:-2] }}"), "[] [2, 3] [4, 2]");
+  EXPECT_EQ(R("{{ [1, 2, 3][5:] }} {{ [1, 2, 3][-2:] }} {{ [1, 2, 3, 4][3:0:-2] }}"),
+            "[] [2, 3] [4, 2]");
   EXPECT_EQ(R("{{ 'abcdef'[1:4] }} {{ 'héllo'[1:3] }} {{ 'abc'[::-1] }}"), "bcd \xC3\xA9l cba");
 }
 
@@ -195,21 +214,28 @@ TEST(JinjaExpr, Undefined) {
 // ---- statements -------------------------------------------------------------
 
 TEST(JinjaStmt, IfElifElse) {
-  const std::string src = "{% if n == 1 %}one{% elif n == 2 %}two{% elif n == 3 %}three{% else %}many{% endif %}";
+  const std::string src =
+      "{% if n == 1 %}one{% elif n == 2 %}two{% elif n == 3 %}three{% else %}many{% endif %}";
   EXPECT_EQ(R(src, {{"n", 1}}), "one");
   EXPECT_EQ(R(src, {{"n", 2}}), "two");
   EXPECT_EQ(R(src, {{"n", 3}}), "three");
   EXPECT_EQ(R(src, {{"n", 9}}), "many");
-  EXPECT_EQ(R("{% if a %}{% if b %}ab{% else %}a{% endif %}{% endif %}", {{"a", true}, {"b", false}}), "a");
+  EXPECT_EQ(
+      R("{% if a %}{% if b %}ab{% else %}a{% endif %}{% endif %}", {{"a", true}, {"b", false}}),
+      "a");
 }
 
 TEST(JinjaStmt, ForLoopVariables) {
   // a: index 1, index0 0, revindex 3, revindex0 2, first, not last, length 3 ...
-  EXPECT_EQ(R("{% for x in ['a', 'b', 'c'] %}{{ x }}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}"
+  EXPECT_EQ(R("{% for x in ['a', 'b', 'c'] %}{{ x }}{{ loop.index }}{{ loop.index0 }}{{ "
+              "loop.revindex }}{{ loop.revindex0 }}"
               "{{ loop.first }}{{ loop.last }}{{ loop.length }}|{% endfor %}"),
             "a1032TrueFalse3|b2121FalseFalse3|c3210FalseTrue3|");
-  EXPECT_EQ(R("{% for x in [1, 2, 3] %}{{ loop.previtem }}<{{ x }}>{{ loop.nextitem }};{% endfor %}"), "<1>2;1<2>3;2<3>;");
-  EXPECT_EQ(R("{% for x in [1, 2, 3] %}{{ loop.cycle('odd', 'even') }} {% endfor %}"), "odd even odd ");
+  EXPECT_EQ(
+      R("{% for x in [1, 2, 3] %}{{ loop.previtem }}<{{ x }}>{{ loop.nextitem }};{% endfor %}"),
+      "<1>2;1<2>3;2<3>;");
+  EXPECT_EQ(R("{% for x in [1, 2, 3] %}{{ loop.cycle('odd', 'even') }} {% endfor %}"),
+            "odd even odd ");
   EXPECT_EQ(R("[{{ loop }}]"), "[]");  // no loop outside a for
 }
 
@@ -224,9 +250,11 @@ TEST(JinjaStmt, ForOverDictsAndUnpacking) {
 
 TEST(JinjaStmt, ForFilterElseBreakContinue) {
   // The inline filter runs first, so loop.length counts kept items: 2 and 4, length 2.
-  EXPECT_EQ(R("{% for x in [1, 2, 3, 4] if x is even %}{{ x }}{{ loop.length }}{% endfor %}"), "2242");
+  EXPECT_EQ(R("{% for x in [1, 2, 3, 4] if x is even %}{{ x }}{{ loop.length }}{% endfor %}"),
+            "2242");
   EXPECT_EQ(R("{% for x in [] %}x{% else %}none{% endfor %}"), "none");
-  EXPECT_EQ(R("{% for x in [1, 2, 3, 4] %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 4 %}{% break %}{% endif %}{{ x }}{% endfor %}"),
+  EXPECT_EQ(R("{% for x in [1, 2, 3, 4] %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 4 "
+              "%}{% break %}{% endif %}{{ x }}{% endfor %}"),
             "13");
 }
 
@@ -238,26 +266,33 @@ TEST(JinjaStmt, SetAndScoping) {
   EXPECT_EQ(R("{% if true %}{% set x = 5 %}{% endif %}{{ x }}"), "5");
   // ... a for loop does: each iteration starts from the outer x = 1, and the
   // outer x is unchanged afterwards: "2" (1+1), "3" (1+2), then "1".
-  EXPECT_EQ(R("{% set x = 1 %}{% for i in [1, 2] %}{% set x = x + i %}{{ x }}{% endfor %}{{ x }}"), "231");
+  EXPECT_EQ(R("{% set x = 1 %}{% for i in [1, 2] %}{% set x = x + i %}{{ x }}{% endfor %}{{ x }}"),
+            "231");
   // Template variables can be shadowed.
   EXPECT_EQ(R("{% set v = v ~ '!' %}{{ v }}", {{"v", "a"}}), "a!");
 }
 
 TEST(JinjaStmt, Namespace) {
-  EXPECT_EQ(R("{% set ns = namespace(total=0, seen=false) %}{% for i in [1, 2, 3] %}{% set ns.total = ns.total + i %}"
+  EXPECT_EQ(R("{% set ns = namespace(total=0, seen=false) %}{% for i in [1, 2, 3] %}{% set "
+              "ns.total = ns.total + i %}"
               "{% set ns.seen = true %}{% endfor %}{{ ns.total }} {{ ns.seen }}"),
             "6 True");
   EXPECT_EQ(R("{% set ns = namespace({'a': 1}, b=2) %}{{ ns.a }}{{ ns.b }}{{ ns['a'] }}"), "121");
 }
 
 TEST(JinjaStmt, Macros) {
-  const std::string m = "{% macro greet(name, greeting='Hello') %}{{ greeting }}, {{ name }}!{% endmacro %}";
-  EXPECT_EQ(R(m + "{{ greet('Bob') }} {{ greet('Al', greeting='Hi') }} {{ greet(greeting='Yo', name='Cy') }}"),
+  const std::string m =
+      "{% macro greet(name, greeting='Hello') %}{{ greeting }}, {{ name }}!{% endmacro %}";
+  EXPECT_EQ(R(m + "{{ greet('Bob') }} {{ greet('Al', greeting='Hi') }} {{ greet(greeting='Yo', "
+                  "name='Cy') }}"),
             "Hello, Bob! Hi, Al! Yo, Cy!");
   // Macros see template variables; missing arguments are undefined.
-  EXPECT_EQ(R("{% macro f(a, b) %}{{ a }}[{{ b }}]{{ g }}{% endmacro %}{{ f(1) }}", {{"g", "G"}}), "1[]G");
+  EXPECT_EQ(R("{% macro f(a, b) %}{{ a }}[{{ b }}]{{ g }}{% endmacro %}{{ f(1) }}", {{"g", "G"}}),
+            "1[]G");
   // Recursion within the depth limit: countdown 3 2 1.
-  EXPECT_EQ(R("{% macro c(n) %}{{ n }}{% if n > 1 %} {{ c(n - 1) }}{% endif %}{% endmacro %}{{ c(3) }}"), "3 2 1");
+  EXPECT_EQ(
+      R("{% macro c(n) %}{{ n }}{% if n > 1 %} {{ c(n - 1) }}{% endif %}{% endmacro %}{{ c(3) }}"),
+      "3 2 1");
 }
 
 TEST(JinjaStmt, GenerationBlock) {
@@ -270,28 +305,38 @@ TEST(JinjaStmt, GenerationBlock) {
 TEST(JinjaFilter, StringFilters) {
   EXPECT_EQ(R("[{{ '  a b \n' | trim }}]"), "[a b]");
   EXPECT_EQ(R("[{{ 'xxaxx' | trim('x') }}]"), "[a]");
-  EXPECT_EQ(R("{{ 'aBc' | upper }} {{ 'aBc' | lower }} {{ 'hello world' | title }} {{ 'hELLO' | capitalize }}"),
+  EXPECT_EQ(R("{{ 'aBc' | upper }} {{ 'aBc' | lower }} {{ 'hello world' | title }} {{ 'hELLO' | "
+              "capitalize }}"),
             "ABC abc Hello World Hello");
-  EXPECT_EQ(R("{{ 'a-b-c' | replace('-', '+') }} {{ 'a-b-c' | replace('-', '', 1) }}"), "a+b+c ab-c");
+  EXPECT_EQ(R("{{ 'a-b-c' | replace('-', '+') }} {{ 'a-b-c' | replace('-', '', 1) }}"),
+            "a+b+c ab-c");
   EXPECT_EQ(R("{{ 5 | string ~ 1 }} {{ none | string }}"), "51 None");
   EXPECT_EQ(R("{{ 'héllo' | length }} {{ 'abc' | reverse }}"), "5 cba");
 }
 
 TEST(JinjaFilter, DefaultJoinLength) {
-  EXPECT_EQ(R("{{ x | default('d') }} {{ '' | default('d') }} {{ '' | default('d', true) }} {{ x | d }}|"), "d  d |");
+  EXPECT_EQ(R("{{ x | default('d') }} {{ '' | default('d') }} {{ '' | default('d', true) }} {{ x | "
+              "d }}|"),
+            "d  d |");
   EXPECT_EQ(R("{{ [1, 2, 3] | join(', ') }} {{ ['a', 'b'] | join }}"), "1, 2, 3 ab");
   EXPECT_EQ(R("{{ [1, 2] | length }} {{ {'a': 1} | length }} {{ [] | count }}"), "2 1 0");
 }
 
 TEST(JinjaFilter, ConversionsAndSequences) {
-  EXPECT_EQ(R("{{ '42' | int + 1 }} {{ 'x' | int }} {{ 3.9 | int }} {{ '2.5' | float }} {{ 2 | float }}"), "43 0 3 2.5 2.0");
-  EXPECT_EQ(R("{{ [3, 1, 2] | first }}{{ [3, 1, 2] | last }} {{ [1, 2] | reverse | list }} {{ 'ab' | list }}"),
+  EXPECT_EQ(
+      R("{{ '42' | int + 1 }} {{ 'x' | int }} {{ 3.9 | int }} {{ '2.5' | float }} {{ 2 | float }}"),
+      "43 0 3 2.5 2.0");
+  EXPECT_EQ(R("{{ [3, 1, 2] | first }}{{ [3, 1, 2] | last }} {{ [1, 2] | reverse | list }} {{ 'ab' "
+              "| list }}"),
             "32 [2, 1] ['a', 'b']");
   json v = {{"ms", {{{"role", "system"}, {"content", "S"}}, {{"role", "user"}, {"content", "U"}}}}};
   EXPECT_EQ(R("{{ ms | map(attribute='role') | join(',') }}", v), "system,user");
-  EXPECT_EQ(R("{{ ms | selectattr('role', 'equalto', 'user') | map(attribute='content') | list }}", v), "['U']");
+  EXPECT_EQ(
+      R("{{ ms | selectattr('role', 'equalto', 'user') | map(attribute='content') | list }}", v),
+      "['U']");
   EXPECT_EQ(R("{{ ms | rejectattr('role', 'eq', 'user') | list | length }}", v), "1");
-  EXPECT_EQ(R("{{ ['a', 'b'] | map('upper') | join }} {{ [0, 1, 2] | select | list }} {{ [1, 2, 3] | reject('odd') | list }}"),
+  EXPECT_EQ(R("{{ ['a', 'b'] | map('upper') | join }} {{ [0, 1, 2] | select | list }} {{ [1, 2, 3] "
+              "| reject('odd') | list }}"),
             "AB [1, 2] [2]");
 }
 
@@ -299,27 +344,39 @@ TEST(JinjaFilter, ToJson) {
   // json.dumps(..., ensure_ascii=False): ", " and ": " separators, key order kept.
   EXPECT_EQ(R("{{ {'b': [1, 2.5, none, true], 'a': 'x\"y\\n\\u00e9'} | tojson }}"),
             "{\"b\": [1, 2.5, null, true], \"a\": \"x\\\"y\\n\xC3\xA9\"}");
-  EXPECT_EQ(R("{{ 'tab\\there' | tojson }} {{ [] | tojson }} {{ {} | tojson }} {{ 1.0 | tojson }}"), "\"tab\\there\" [] {} 1.0");
+  EXPECT_EQ(R("{{ 'tab\\there' | tojson }} {{ [] | tojson }} {{ {} | tojson }} {{ 1.0 | tojson }}"),
+            "\"tab\\there\" [] {} 1.0");
   // With indent, json.dumps switches the item separator to ",".
-  EXPECT_EQ(R("{{ {'a': [1, 2], 'b': {}} | tojson(indent=2) }}"), "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": {}\n}");
-  EXPECT_EQ(R("{{ {'b': 1, 'a': {'d': 1, 'c': 2}} | tojson(sort_keys=true) }}"), "{\"a\": {\"c\": 2, \"d\": 1}, \"b\": 1}");
+  EXPECT_EQ(R("{{ {'a': [1, 2], 'b': {}} | tojson(indent=2) }}"),
+            "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": {}\n}");
+  EXPECT_EQ(R("{{ {'b': 1, 'a': {'d': 1, 'c': 2}} | tojson(sort_keys=true) }}"),
+            "{\"a\": {\"c\": 2, \"d\": 1}, \"b\": 1}");
   json v = {{"tool", {{"name", "f"}, {"parameters", {{"type", "object"}}}}}};
-  EXPECT_EQ(R("{{ tool | tojson }}", v), "{\"name\": \"f\", \"parameters\": {\"type\": \"object\"}}");
+  EXPECT_EQ(R("{{ tool | tojson }}", v),
+            "{\"name\": \"f\", \"parameters\": {\"type\": \"object\"}}");
   EXPECT_EQ(R("{{ '\\x01' | tojson }}"), "\"\\u0001\"");
 }
 
 // ---- tests (is ...) -----------------------------------------------------------
 
 TEST(JinjaTests, IsTests) {
-  json v = {{"s", "x"}, {"n", nullptr}, {"d", json::object()}, {"l", json::array()}, {"f", false}, {"i", 3}};
-  EXPECT_EQ(R("{{ s is string }}{{ i is string }}{{ n is none }}{{ s is not none }}{{ d is mapping }}{{ l is mapping }}", v),
+  json v = {{"s", "x"},           {"n", nullptr}, {"d", json::object()},
+            {"l", json::array()}, {"f", false},   {"i", 3}};
+  EXPECT_EQ(R("{{ s is string }}{{ i is string }}{{ n is none }}{{ s is not none }}{{ d is mapping "
+              "}}{{ l is mapping }}",
+              v),
             "TrueFalseTrueTrueTrueFalse");
-  EXPECT_EQ(R("{{ f is false }}{{ 0 is false }}{{ true is true }}{{ i is number }}{{ i is integer }}{{ 1.5 is float }}", v),
+  EXPECT_EQ(R("{{ f is false }}{{ 0 is false }}{{ true is true }}{{ i is number }}{{ i is integer "
+              "}}{{ 1.5 is float }}",
+              v),
             "TrueFalseTrueTrueTrueTrue");
-  EXPECT_EQ(R("{{ l is iterable }}{{ l is sequence }}{{ i is iterable }}{{ f is boolean }}", v), "TrueTrueFalseTrue");
-  EXPECT_EQ(R("{{ 3 is odd }}{{ 3 is even }}{{ 9 is divisibleby 3 }}{{ 9 is divisibleby(4) }}{{ 'a' is in 'abc' }}"),
+  EXPECT_EQ(R("{{ l is iterable }}{{ l is sequence }}{{ i is iterable }}{{ f is boolean }}", v),
+            "TrueTrueFalseTrue");
+  EXPECT_EQ(R("{{ 3 is odd }}{{ 3 is even }}{{ 9 is divisibleby 3 }}{{ 9 is divisibleby(4) }}{{ "
+              "'a' is in 'abc' }}"),
             "TrueFalseTrueFalseTrue");
-  EXPECT_EQ(R("{{ 2 is eq 2 }}{{ 2 is ne 2 }}{{ 'ab' is lower }}{{ none is sameas none }}{{ namespace is callable }}"),
+  EXPECT_EQ(R("{{ 2 is eq 2 }}{{ 2 is ne 2 }}{{ 'ab' is lower }}{{ none is sameas none }}{{ "
+              "namespace is callable }}"),
             "TrueFalseTrueTrueTrue");
   EXPECT_EQ(R("{{ x is defined and x.y }}"), "False");  // short-circuit keeps x.y from failing
 }
@@ -327,34 +384,50 @@ TEST(JinjaTests, IsTests) {
 // ---- methods ------------------------------------------------------------------
 
 TEST(JinjaMethods, StringMethods) {
-  EXPECT_EQ(R("[{{ '  a  '.strip() }}][{{ '  a  '.lstrip() }}][{{ '  a  '.rstrip() }}]"), "[a][a  ][  a]");
+  EXPECT_EQ(R("[{{ '  a  '.strip() }}][{{ '  a  '.lstrip() }}][{{ '  a  '.rstrip() }}]"),
+            "[a][a  ][  a]");
   EXPECT_EQ(R("[{{ '\\n\\na\\n'.strip('\\n') }}][{{ 'xya'.lstrip('yx') }}]"), "[a][a]");
-  EXPECT_EQ(R("{{ 'hello'.startswith('he') }}{{ 'hello'.endswith('lo') }}{{ 'hello'.startswith('lo') }}{{ 'hi'.endswith(('x', 'i')) }}"),
+  EXPECT_EQ(R("{{ 'hello'.startswith('he') }}{{ 'hello'.endswith('lo') }}{{ "
+              "'hello'.startswith('lo') }}{{ 'hi'.endswith(('x', 'i')) }}"),
             "TrueTrueFalseTrue");
-  EXPECT_EQ(R("{{ 'a,b,,c'.split(',') }} {{ ' a  b '.split() }} {{ 'a b c'.split(' ', 1) }} {{ 'abc'.split('x') }}"),
+  EXPECT_EQ(R("{{ 'a,b,,c'.split(',') }} {{ ' a  b '.split() }} {{ 'a b c'.split(' ', 1) }} {{ "
+              "'abc'.split('x') }}"),
             "['a', 'b', '', 'c'] ['a', 'b'] ['a', 'b c'] ['abc']");
-  EXPECT_EQ(R("{{ 'x</think>y</think>z'.split('</think>')[-1] }}{{ 'x</think>y'.split('</think>')[0] }}"), "zx");
-  EXPECT_EQ(R("{{ 'aB'.upper() }}{{ 'aB'.lower() }}{{ 'a-a'.replace('a', 'b') }}{{ 'abc'.find('c') }}{{ '-'.join(['a', 'b']) }}"),
+  EXPECT_EQ(
+      R("{{ 'x</think>y</think>z'.split('</think>')[-1] }}{{ 'x</think>y'.split('</think>')[0] }}"),
+      "zx");
+  EXPECT_EQ(R("{{ 'aB'.upper() }}{{ 'aB'.lower() }}{{ 'a-a'.replace('a', 'b') }}{{ 'abc'.find('c') "
+              "}}{{ '-'.join(['a', 'b']) }}"),
             "ABabb-b2a-b");
 }
 
 TEST(JinjaMethods, DictMethods) {
   json v = {{"d", {{"k", 1}, {"j", 2}}}};
-  EXPECT_EQ(R("{{ d.items() | length }} {{ d.keys() | join(',') }} {{ d.values() | join(',') }}", v), "2 k,j 1,2");
+  EXPECT_EQ(
+      R("{{ d.items() | length }} {{ d.keys() | join(',') }} {{ d.values() | join(',') }}", v),
+      "2 k,j 1,2");
   EXPECT_EQ(R("{% for k, v in d.items() %}{{ k }}{{ v }}{% endfor %}", v), "k1j2");
   EXPECT_EQ(R("{{ d.get('k') }} {{ d.get('z') }} {{ d.get('z', 7) }}", v), "1 None 7");
 }
 
 TEST(JinjaGlobals, RangeDictRaise) {
-  EXPECT_EQ(R("{{ range(3) | list }} {{ range(1, 7, 2) | list }} {{ range(3, 0, -1) | join(',') }}"), "[0, 1, 2] [1, 3, 5] 3,2,1");
+  EXPECT_EQ(
+      R("{{ range(3) | list }} {{ range(1, 7, 2) | list }} {{ range(3, 0, -1) | join(',') }}"),
+      "[0, 1, 2] [1, 3, 5] 3,2,1");
   EXPECT_EQ(R("{{ dict(a=1, b='x') }}"), "{'a': 1, 'b': 'x'}");
-  expect_error("{% if true %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}",
-               {"raise_exception", "Only user and assistant roles are supported!", "line 1"});
+  expect_error(
+      "{% if true %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif "
+      "%}",
+      {"raise_exception", "Only user and assistant roles are supported!", "line 1"});
 }
 
 TEST(JinjaRender, JsonVariables) {
-  json v = {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"flag", true}, {"n", nullptr}, {"f", 0.5}};
-  EXPECT_EQ(R("{{ messages[0].role }}:{{ messages[0]['content'] }} {{ flag }} {{ n }} {{ f }}", v), "user:hi True None 0.5");
+  json v = {{"messages", {{{"role", "user"}, {"content", "hi"}}}},
+            {"flag", true},
+            {"n", nullptr},
+            {"f", 0.5}};
+  EXPECT_EQ(R("{{ messages[0].role }}:{{ messages[0]['content'] }} {{ flag }} {{ n }} {{ f }}", v),
+            "user:hi True None 0.5");
   std::map<std::string, nucleus::jinja::Value> m;
   m["x"] = nucleus::jinja::Value("direct");
   EXPECT_EQ(Template("{{ x }}").render(m), "direct");
@@ -405,7 +478,8 @@ TEST(JinjaErrors, UnknownAndUnsupported) {
 TEST(JinjaErrors, RuntimeErrors) {
   expect_error("{{ x.y }}", {"'x' is undefined", "attribute 'y'"});
   expect_error("{{ x['y'] }}", {"'x' is undefined"});
-  expect_error("{{ x.y.z }}", {"dict object has no attribute 'y'", "reading attribute 'z'"}, json{{"x", json::object()}});
+  expect_error("{{ x.y.z }}", {"dict object has no attribute 'y'", "reading attribute 'z'"},
+               json{{"x", json::object()}});
   expect_error("{{ x + 1 }}", {"'x' is undefined"});
   expect_error("{{ 'a' + 1 }}", {"unsupported operand types for +: 'str' and 'int'"});
   expect_error("{{ 1 / 0 }}", {"division by zero"});
@@ -429,7 +503,8 @@ TEST(JinjaErrors, RuntimeErrors) {
 TEST(JinjaErrors, HostileNestingIsRefusedNotCrashing) {
   // Deep parentheses, `not` chains, unary chains and nested blocks stop at the
   // parser's nesting limit instead of overflowing the stack.
-  expect_error("{{ " + std::string(100000, '(') + "1" + std::string(100000, ')') + " }}", {"nested deeper"});
+  expect_error("{{ " + std::string(100000, '(') + "1" + std::string(100000, ')') + " }}",
+               {"nested deeper"});
   std::string nots;
   for (int i = 0; i < 100000; ++i) nots += "not ";
   expect_error("{{ " + nots + "1 }}", {"nested deeper"});
@@ -455,12 +530,14 @@ TEST(JinjaErrors, HostileNestingIsRefusedNotCrashing) {
 TEST(JinjaErrors, LoopBudget) {
   Options o;
   o.max_loop_iterations = 1000;
-  const std::string nested = "{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}";
+  const std::string nested =
+      "{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}";
   try {
     R(nested, json::object(), o);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("exceeds 1000 loop iterations"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("exceeds 1000 loop iterations"), std::string::npos)
+        << e.what();
   }
   o.max_loop_iterations = 100 + 100 * 100;  // exactly enough
   EXPECT_EQ(R(nested, json::object(), o), "");

@@ -9,7 +9,9 @@
 namespace nucleus {
 namespace {
 
-KvCacheShape small_shape(int64_t n_blocks) { return {2, 4, 4, n_blocks}; }
+KvCacheShape small_shape(int64_t n_blocks) {
+  return {2, 4, 4, n_blocks};
+}
 
 void fill(KvCache& kv, KvCache::SeqId s, float base) {
   const int64_t pos = kv.append(s);

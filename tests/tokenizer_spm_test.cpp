@@ -86,7 +86,8 @@ TEST(SpmTokenizer, Tok512MatchesRunCEncode) {
 
 // The built-in cases of npm llama-tokenizer-js@1.2.2 (ids include BOS).
 void check_js_cases(const Tokenizer& tok) {
-  const auto j = nlohmann::json::parse(test::read_file(kData + "js_tokenizer_package_vectors.json"));
+  const auto j =
+      nlohmann::json::parse(test::read_file(kData + "js_tokenizer_package_vectors.json"));
   const auto& cases = j.at("llama2-spm (llama-tokenizer-js@1.2.2)");
   ASSERT_EQ(cases.size(), 12u);
   size_t passed = 0;
@@ -103,7 +104,8 @@ void check_js_cases(const Tokenizer& tok) {
 }
 
 TEST(SpmTokenizer, LlamaTokenizerJsCases) {
-  check_js_cases(*make_tokenizer(test::read_gguf_vocab_for_test(kData + "ggml-vocab-llama-spm.gguf")));
+  check_js_cases(
+      *make_tokenizer(test::read_gguf_vocab_for_test(kData + "ggml-vocab-llama-spm.gguf")));
   check_js_cases(SpmTokenizer(test::read_tokenizer_bin(kData + "llama2_tokenizer.bin")));
 }
 
@@ -135,7 +137,8 @@ TEST(SpmTokenizer, EncodeWithSpecialsParsesControlTokens) {
   EXPECT_EQ(tok.encode_with_specials("Hello", true), (std::vector<int32_t>{1, 15043}));
   // Plain encode keeps them as text.
   const auto plain = tok.encode("<s>Hello</s>", false);
-  EXPECT_EQ(std::count(plain.begin(), plain.end(), 1) + std::count(plain.begin(), plain.end(), 2), 0);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 1) + std::count(plain.begin(), plain.end(), 2),
+            0);
   // llama2.c's tokenizer.bin spells BOS/EOS "\n<s>\n" / "\n</s>\n"; they
   // still match "<s>" / "</s>".
   SpmTokenizer bin(test::read_tokenizer_bin(kData + "llama2_tokenizer.bin"));
@@ -145,11 +148,22 @@ TEST(SpmTokenizer, EncodeWithSpecialsParsesControlTokens) {
 // A small hand-built vocabulary; expectations below are worked out by hand.
 Vocab toy_vocab() {
   Vocab v;
-  v.tokens = {"<unk>", "<s>", "</s>", "a", "b", "ab", "ba", "\xE2\x96\x81", "\xE2\x96\x81" "a", "<|u|>", "<0x7A>"};
+  v.tokens = {"<unk>",
+              "<s>",
+              "</s>",
+              "a",
+              "b",
+              "ab",
+              "ba",
+              "\xE2\x96\x81",
+              "\xE2\x96\x81"
+              "a",
+              "<|u|>",
+              "<0x7A>"};
   v.scores = {0, 0, 0, 0, 0, -1, -1, -5, -2, 0, 0};
-  v.types = {TokenType::Unknown, TokenType::Control, TokenType::Control, TokenType::Normal,
-             TokenType::Normal, TokenType::Normal, TokenType::Normal, TokenType::Normal,
-             TokenType::Normal, TokenType::UserDefined, TokenType::Byte};
+  v.types = {TokenType::Unknown, TokenType::Control,     TokenType::Control, TokenType::Normal,
+             TokenType::Normal,  TokenType::Normal,      TokenType::Normal,  TokenType::Normal,
+             TokenType::Normal,  TokenType::UserDefined, TokenType::Byte};
   v.unk_id = 0;
   v.bos_id = 1;
   v.eos_id = 2;

@@ -85,25 +85,47 @@ inline Vocab read_gguf_vocab_for_test(const std::string& path) {
   const auto str = [&] { return r.bytes(r.get<uint64_t>()); };
   const auto scalar_size = [](uint32_t t) -> uint64_t {
     switch (t) {
-      case 0: case 1: case 7: return 1;
-      case 2: case 3: return 2;
-      case 4: case 5: case 6: return 4;
-      case 10: case 11: case 12: return 8;
-      default: throw std::runtime_error("bad GGUF type");
+      case 0:
+      case 1:
+      case 7:
+        return 1;
+      case 2:
+      case 3:
+        return 2;
+      case 4:
+      case 5:
+      case 6:
+        return 4;
+      case 10:
+      case 11:
+      case 12:
+        return 8;
+      default:
+        throw std::runtime_error("bad GGUF type");
     }
   };
   const auto get_int = [&](uint32_t t) -> int64_t {
     switch (t) {
-      case 0: return r.get<uint8_t>();
-      case 1: return r.get<int8_t>();
-      case 2: return r.get<uint16_t>();
-      case 3: return r.get<int16_t>();
-      case 4: return r.get<uint32_t>();
-      case 5: return r.get<int32_t>();
-      case 7: return r.get<uint8_t>();
-      case 10: return static_cast<int64_t>(r.get<uint64_t>());
-      case 11: return r.get<int64_t>();
-      default: throw std::runtime_error("not an integer GGUF type");
+      case 0:
+        return r.get<uint8_t>();
+      case 1:
+        return r.get<int8_t>();
+      case 2:
+        return r.get<uint16_t>();
+      case 3:
+        return r.get<int16_t>();
+      case 4:
+        return r.get<uint32_t>();
+      case 5:
+        return r.get<int32_t>();
+      case 7:
+        return r.get<uint8_t>();
+      case 10:
+        return static_cast<int64_t>(r.get<uint64_t>());
+      case 11:
+        return r.get<int64_t>();
+      default:
+        throw std::runtime_error("not an integer GGUF type");
     }
   };
   for (uint64_t k = 0; k < n_kv; ++k) {
@@ -150,7 +172,8 @@ struct VectorCase {
   std::vector<int32_t> ids;
 };
 
-inline std::vector<VectorCase> read_vectors(const std::string& inp_path, const std::string& out_path) {
+inline std::vector<VectorCase> read_vectors(const std::string& inp_path,
+                                            const std::string& out_path) {
   const std::string inp = read_file(inp_path);
   const std::string sep = "\n__ggml_vocab_test__\n";
   std::vector<std::string> texts;

@@ -5,10 +5,9 @@
 // add_generation_prompt / bos_token / eos_token, and the globals
 // raise_exception and strftime_now.
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace nucleus {
 
@@ -33,13 +32,15 @@ struct ChatTemplate {
 // overrides template variables, e.g. {"enable_thinking": false} or
 // {"tools": [...]}. Throws Error for template syntax/run-time errors and for
 // raise_exception() calls in the template (the error carries its message).
-std::string render_chat(const std::string& template_src, const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                        const std::string& bos_token, const std::string& eos_token,
-                        const nlohmann::ordered_json& extra_vars = nlohmann::ordered_json::object());
+std::string render_chat(
+    const std::string& template_src, const std::vector<ChatMessage>& messages,
+    bool add_generation_prompt, const std::string& bos_token, const std::string& eos_token,
+    const nlohmann::ordered_json& extra_vars = nlohmann::ordered_json::object());
 
 // Same with a loaded template (parsed once).
-std::string render_chat(const ChatTemplate& tmpl, const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                        const nlohmann::ordered_json& extra_vars = nlohmann::ordered_json::object());
+std::string render_chat(
+    const ChatTemplate& tmpl, const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+    const nlohmann::ordered_json& extra_vars = nlohmann::ordered_json::object());
 
 // Reads "chat_template" and the bos/eos special tokens (strings or
 // {"content": ...} objects) from a tokenizer_config.json. A chat_template that

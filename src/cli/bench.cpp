@@ -180,10 +180,10 @@ void print_peaks(const cost::MachinePeaks& p, DType dtype, int threads, FILE* ou
 
 int run_bench_command(const BenchOptions& o) {
   // Checked here rather than with CLI::Range so that bad values give one line.
-  check(o.prompt >= 1, "bench: -p (prompt tokens) must be at least 1, got " +
-                           std::to_string(o.prompt));
-  check(o.gen >= 1, "bench: -n (generated tokens) must be at least 1, got " +
-                        std::to_string(o.gen));
+  check(o.prompt >= 1,
+        "bench: -p (prompt tokens) must be at least 1, got " + std::to_string(o.prompt));
+  check(o.gen >= 1,
+        "bench: -n (generated tokens) must be at least 1, got " + std::to_string(o.gen));
   check(o.reps >= 1 && o.reps <= 1000,
         "bench: -r (repetitions) must be in [1, 1000], got " + std::to_string(o.reps));
   const int threads = o.model.thread_count();
@@ -215,9 +215,9 @@ int run_bench_command(const BenchOptions& o) {
   const std::string path = o.model.model_path();
   LoadedModel lm = load_model(o.model);
   const ModelConfig& cfg = lm.model->config();
-  check(o.prompt <= cfg.context_length,
-        "bench: -p " + std::to_string(o.prompt) + " exceeds the context length " +
-            std::to_string(cfg.context_length) + " of " + path);
+  check(o.prompt <= cfg.context_length, "bench: -p " + std::to_string(o.prompt) +
+                                            " exceeds the context length " +
+                                            std::to_string(cfg.context_length) + " of " + path);
   check(o.gen <= cfg.context_length, "bench: -n " + std::to_string(o.gen) +
                                          " exceeds the context length " +
                                          std::to_string(cfg.context_length) + " of " + path);
@@ -289,7 +289,8 @@ int run_bench_command(const BenchOptions& o) {
   }
 
   // Markdown table like llama-bench's, with the engine's achieved rates added.
-  std::string header = "| model | size | params | type | threads | test | t/s | GFLOP/s | GB/s | MFU | MBU |";
+  std::string header =
+      "| model | size | params | type | threads | test | t/s | GFLOP/s | GB/s | MFU | MBU |";
   std::printf("%s\n", header.c_str());
   std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const TestResult& r : results) {
@@ -321,12 +322,14 @@ Command add_bench(CLI::App& app) {
       ->default_val(512);
   sub->add_option("-n,--n-gen", opts->gen, "tokens generated one at a time (tgN)")
       ->default_val(128);
-  sub->add_option("-r,--repetitions", opts->reps, "timed repetitions of each test (after a warm-up)")
+  sub->add_option("-r,--repetitions", opts->reps,
+                  "timed repetitions of each test (after a warm-up)")
       ->default_val(5);
   sub->add_option("--seed", opts->seed, "seed of the random token ids")->default_val(1234);
   sub->add_flag("--json", opts->json, "print a JSON array of results instead of the table");
-  sub->add_flag("--probe", opts->probe,
-                "measure this machine's bandwidth and peaks now and cache them (alone: only probe)");
+  sub->add_flag(
+      "--probe", opts->probe,
+      "measure this machine's bandwidth and peaks now and cache them (alone: only probe)");
   return Command{sub, [opts] { return run_bench_command(*opts); }};
 }
 

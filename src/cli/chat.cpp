@@ -54,8 +54,8 @@ int run_chat(ChatOpts& o) {
     cfg.eos_token_ids = m.file->config.eos_ids;
     if (cfg.eos_token_ids.empty() && tok.eos_id() >= 0) cfg.eos_token_ids.push_back(tok.eos_id());
   }
-  if (eot >= 0 && std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), eot) ==
-                      cfg.eos_token_ids.end())
+  if (eot >= 0 &&
+      std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), eot) == cfg.eos_token_ids.end())
     cfg.eos_token_ids.push_back(eot);
 
   EngineOptions eo;

@@ -74,8 +74,8 @@ std::vector<int32_t> parse_ids(const std::string& text) {
     int64_t v = 0;
     const char* begin = text.data() + i;
     auto [end, ec] = std::from_chars(begin, text.data() + text.size(), v);
-    check(ec == std::errc() && end != begin, "invalid token id list '" + text +
-                                                 "' (expected comma-separated integers)");
+    check(ec == std::errc() && end != begin,
+          "invalid token id list '" + text + "' (expected comma-separated integers)");
     check(v >= INT32_MIN && v <= INT32_MAX, "token id " + std::to_string(v) + " is out of range");
     ids.push_back(static_cast<int32_t>(v));
     i = static_cast<size_t>(end - text.data());

@@ -23,8 +23,7 @@ struct GenerateOpts {
   bool trace = false;
 };
 
-PhasePerf measured(const PhaseStats& p, const cost::MachinePeaks& peaks, DType dtype,
-                   int threads) {
+PhasePerf measured(const PhaseStats& p, const cost::MachinePeaks& peaks, DType dtype, int threads) {
   return phase_perf(p.tokens, p.seconds, p.counters, peaks, dtype, threads);
 }
 
@@ -105,7 +104,9 @@ int run_generate(GenerateOpts& o) {
     if (res.sequences.size() > 1 || cfg.num_beams > 1) {
       nlohmann::json seqs = nlohmann::json::array();
       for (const SequenceResult& s : res.sequences)
-        seqs.push_back({{"tokens", s.tokens}, {"text", s.text}, {"score", s.score},
+        seqs.push_back({{"tokens", s.tokens},
+                        {"text", s.text},
+                        {"score", s.score},
                         {"stop_reason", s.stop_reason}});
       out["sequences"] = seqs;
     }
@@ -127,7 +128,8 @@ int run_generate(GenerateOpts& o) {
           nlohmann::json recs = nlohmann::json::array();
           for (const auto& r : st.records) {
             nlohmann::json top = nlohmann::json::array();
-            for (const auto& c : r.top) top.push_back({{"id", c.id}, {"logit", c.logit}, {"prob", c.prob}});
+            for (const auto& c : r.top)
+              top.push_back({{"id", c.id}, {"logit", c.logit}, {"prob", c.prob}});
             recs.push_back({{"processor", r.name}, {"survivors", r.survivors}, {"top", top}});
           }
           steps.push_back({{"step", st.step}, {"processors", recs}});

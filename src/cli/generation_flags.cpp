@@ -26,14 +26,14 @@ void GenerationFlags::add_to(CLI::App* sub) {
   // Registers a flag bound to a config field and remembers how to copy it.
   auto field = [&](const std::string& names, auto member, const std::string& help) {
     CLI::Option* opt = sub->add_option(names, c.*member, help);
-    given_.emplace_back(opt, [this, member](sampling::GenerationConfig& dst) {
-      dst.*member = parsed_.*member;
-    });
+    given_.emplace_back(
+        opt, [this, member](sampling::GenerationConfig& dst) { dst.*member = parsed_.*member; });
     return opt;
   };
   using G = sampling::GenerationConfig;
   sub->add_option("-n,--max-new-tokens", max_new_tokens, "tokens to generate (default 256)");
-  do_sample_flag_ = sub->add_flag("--do-sample", do_sample_, "sample instead of greedy/beam (HF do_sample)");
+  do_sample_flag_ =
+      sub->add_flag("--do-sample", do_sample_, "sample instead of greedy/beam (HF do_sample)");
   temperature_ = field("--temperature", &G::temperature, "softmax temperature; 0 = greedy");
   sampling_knobs_ = {
       temperature_,
@@ -61,7 +61,9 @@ void GenerationFlags::add_to(CLI::App* sub) {
     given_.emplace_back(opt, std::move(apply));
   };
   text("--early-stopping", early_stopping_, "beam stopping: true, false or never",
-       [this](sampling::GenerationConfig& d) { d.early_stopping = sampling::parse_early_stopping(early_stopping_); });
+       [this](sampling::GenerationConfig& d) {
+         d.early_stopping = sampling::parse_early_stopping(early_stopping_);
+       });
   text("--bad-words", bad_words_, "banned id sequences, e.g. \"5,6;7\"",
        [this](sampling::GenerationConfig& d) { d.bad_words_ids = parse_id_groups(bad_words_); });
   text("--suppress-tokens", suppress_, "ids never generated, e.g. 5,6",

@@ -40,8 +40,7 @@ class ActivationPrinter : public ActivationObserver {
     shape += ", ";
     shape += std::to_string(width);
     shape += ")";
-    std::printf("%-24s %-12s %+.6e  %.6e  %.6e\n", file.c_str(), shape.c_str(), mean, rms,
-                maxabs);
+    std::printf("%-24s %-12s %+.6e  %.6e  %.6e\n", file.c_str(), shape.c_str(), mean, rms, maxabs);
     if (!dump_dir_.empty()) {
       const int64_t dims[2] = {rows, width};
       write_npy_f32((std::filesystem::path(dump_dir_) / (file + ".npy")).string(), data, dims);
@@ -87,55 +86,53 @@ Command add_logits(CLI::App& app) {
       sub->add_option("--layer", o->layer, "with --activations: only this decoder layer");
   auto* dump_opt = sub->add_option(
       "--dump", o->dump, "with --activations: also write each output to DIR as float32 .npy");
-  return {sub, [o, layer_opt, dump_opt] {
-            check(o->activations || (layer_opt->count() == 0 && dump_opt->count() == 0),
-                  "--layer and --dump need --activations");
-            const std::vector<int32_t> ids = parse_ids(o->tokens);
-            check(!ids.empty(), "--tokens: empty prompt");
-            LoadedModel m = load_model(o->model);
-            EngineOptions eo;
-            eo.threads = o->model.thread_count();
-            eo.max_sequences = 1;
-            Engine engine(m.model, eo);
-            std::vector<float> logits;
-            if (o->activations) {
-              const int64_t n_layers = engine.config().n_layers;
-              check(layer_opt->count() == 0 || (o->layer >= 0 && o->layer < n_layers),
-                    "--layer " + std::to_string(o->layer) + " is out of range [0, " +
-                        std::to_string(n_layers) + ")");
-              if (!o->dump.empty()) {
-                std::error_code ec;
-                std::filesystem::create_directories(o->dump, ec);
-                check(!ec && std::filesystem::is_directory(o->dump),
-                      "--dump: cannot create directory " + o->dump);
-              }
-              ActivationPrinter printer(n_layers, layer_opt->count() > 0 ? o->layer : -1, o->dump);
-              std::printf("# one forward pass over %zu tokens; rows are positions\n",
-                          ids.size());
-              std::printf("%-24s %-12s %-15s %-14s %s\n", "# output", "shape", "mean", "rms",
-                          "max|x|");
-              engine.set_observer(&printer);
-              engine.prefill(engine.kv().create(), ids, logits, /*all_positions=*/true);
-              engine.set_observer(nullptr);
-              return 0;
-            }
-            engine.prefill(engine.kv().create(), ids, logits, o->all);
-            const int64_t vocab = engine.vocab_size();
-            nlohmann::json out;
-            auto row = [&](int64_t r) {
-              return std::vector<float>(logits.begin() + r * vocab,
-                                        logits.begin() + (r + 1) * vocab);
-            };
-            if (o->all) {
-              nlohmann::json rows = nlohmann::json::array();
-              for (size_t r = 0; r < ids.size(); ++r) rows.push_back(row(static_cast<int64_t>(r)));
-              out["logits"] = rows;
-            } else {
-              out["logits"] = row(0);
-            }
-            std::printf("%s\n", out.dump().c_str());
-            return 0;
-          }};
+  return {
+      sub, [o, layer_opt, dump_opt] {
+        check(o->activations || (layer_opt->count() == 0 && dump_opt->count() == 0),
+              "--layer and --dump need --activations");
+        const std::vector<int32_t> ids = parse_ids(o->tokens);
+        check(!ids.empty(), "--tokens: empty prompt");
+        LoadedModel m = load_model(o->model);
+        EngineOptions eo;
+        eo.threads = o->model.thread_count();
+        eo.max_sequences = 1;
+        Engine engine(m.model, eo);
+        std::vector<float> logits;
+        if (o->activations) {
+          const int64_t n_layers = engine.config().n_layers;
+          check(layer_opt->count() == 0 || (o->layer >= 0 && o->layer < n_layers),
+                "--layer " + std::to_string(o->layer) + " is out of range [0, " +
+                    std::to_string(n_layers) + ")");
+          if (!o->dump.empty()) {
+            std::error_code ec;
+            std::filesystem::create_directories(o->dump, ec);
+            check(!ec && std::filesystem::is_directory(o->dump),
+                  "--dump: cannot create directory " + o->dump);
+          }
+          ActivationPrinter printer(n_layers, layer_opt->count() > 0 ? o->layer : -1, o->dump);
+          std::printf("# one forward pass over %zu tokens; rows are positions\n", ids.size());
+          std::printf("%-24s %-12s %-15s %-14s %s\n", "# output", "shape", "mean", "rms", "max|x|");
+          engine.set_observer(&printer);
+          engine.prefill(engine.kv().create(), ids, logits, /*all_positions=*/true);
+          engine.set_observer(nullptr);
+          return 0;
+        }
+        engine.prefill(engine.kv().create(), ids, logits, o->all);
+        const int64_t vocab = engine.vocab_size();
+        nlohmann::json out;
+        auto row = [&](int64_t r) {
+          return std::vector<float>(logits.begin() + r * vocab, logits.begin() + (r + 1) * vocab);
+        };
+        if (o->all) {
+          nlohmann::json rows = nlohmann::json::array();
+          for (size_t r = 0; r < ids.size(); ++r) rows.push_back(row(static_cast<int64_t>(r)));
+          out["logits"] = rows;
+        } else {
+          out["logits"] = row(0);
+        }
+        std::printf("%s\n", out.dump().c_str());
+        return 0;
+      }};
 }
 
 }  // namespace nucleus::cli

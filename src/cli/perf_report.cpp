@@ -10,8 +10,8 @@ PhasePerf phase_perf(int64_t tokens, double seconds, const OpCounters& counters,
   p.tokens = tokens;
   p.seconds = seconds;
   p.flops = static_cast<double>(counters.total_flops());
-  p.bytes = static_cast<double>(counters.weight_bytes + counters.kv_read_bytes +
-                                counters.kv_write_bytes);
+  p.bytes =
+      static_cast<double>(counters.weight_bytes + counters.kv_read_bytes + counters.kv_write_bytes);
   if (seconds > 0) {
     p.tokens_per_s = static_cast<double>(tokens) / seconds;
     p.flops_per_s = p.flops / seconds;
@@ -37,9 +37,9 @@ std::string phase_line(std::string_view name, std::string_view unit, const Phase
 std::string peaks_line(const cost::MachinePeaks& peaks, DType weight_dtype, int threads) {
   char buf[320];
   std::snprintf(buf, sizeof buf, "peaks for MFU/MBU: %.1f GFLOP/s (%s weights), %.1f GB/s, %d %s",
-                cost::peak_flops(peaks, weight_dtype, threads) / 1e9,
-                dtype_info(weight_dtype).name, cost::peak_bandwidth(peaks, threads) / 1e9,
-                threads, threads == 1 ? "thread" : "threads");
+                cost::peak_flops(peaks, weight_dtype, threads) / 1e9, dtype_info(weight_dtype).name,
+                cost::peak_bandwidth(peaks, threads) / 1e9, threads,
+                threads == 1 ? "thread" : "threads");
   std::string s = buf;
   s += "; source: ";
   s += peaks.source;

@@ -21,8 +21,8 @@ namespace nucleus::cli {
 struct PhasePerf {
   int64_t tokens = 0;
   double seconds = 0;
-  double flops = 0;  // counters.total_flops()
-  double bytes = 0;  // weight + KV read + KV write bytes
+  double flops = 0;                                           // counters.total_flops()
+  double bytes = 0;                                           // weight + KV read + KV write bytes
   double tokens_per_s = 0, flops_per_s = 0, bytes_per_s = 0;  // 0 when seconds is 0
   double mfu = 0, mbu = 0;  // fractions of the peaks (0 when a peak is unknown)
 };

@@ -42,9 +42,9 @@ Command add_detokenize(CLI::App& app) {
             const Tokenizer& tok = m.need_tokenizer();
             const std::vector<int32_t> ids = parse_ids(o->ids);
             for (int32_t id : ids)
-              check(id >= 0 && id < tok.vocab_size(),
-                    "token id " + std::to_string(id) + " is out of range [0, " +
-                        std::to_string(tok.vocab_size()) + ")");
+              check(id >= 0 && id < tok.vocab_size(), "token id " + std::to_string(id) +
+                                                          " is out of range [0, " +
+                                                          std::to_string(tok.vocab_size()) + ")");
             StreamingDetokenizer detok(tok);
             std::string text;
             for (int32_t id : ids) text += detok.push(id);

@@ -20,7 +20,9 @@ constexpr uint32_t kMaxDims = 4;
 // under a tenth of it.
 constexpr uint64_t kMetadataBudget = uint64_t{1} << 30;
 
-std::string num(uint64_t v) { return std::to_string(v); }
+std::string num(uint64_t v) {
+  return std::to_string(v);
+}
 
 // Bytes a value of type t occupies at least (fixed size for scalars, the
 // length prefix for strings, type + count for arrays); 0 for an invalid id.
@@ -28,17 +30,22 @@ uint64_t min_value_size(uint32_t t) {
   switch (static_cast<GgufType>(t)) {
     case GgufType::U8:
     case GgufType::I8:
-    case GgufType::Bool: return 1;
+    case GgufType::Bool:
+      return 1;
     case GgufType::U16:
-    case GgufType::I16: return 2;
+    case GgufType::I16:
+      return 2;
     case GgufType::U32:
     case GgufType::I32:
-    case GgufType::F32: return 4;
+    case GgufType::F32:
+      return 4;
     case GgufType::U64:
     case GgufType::I64:
     case GgufType::F64:
-    case GgufType::String: return 8;
-    case GgufType::Array: return 12;
+    case GgufType::String:
+      return 8;
+    case GgufType::Array:
+      return 12;
   }
   return 0;
 }
@@ -58,8 +65,8 @@ class Cursor {
     if (n > remaining()) {
       std::string msg = "truncated file: ";
       msg += what;
-      msg += " needs " + num(n) + " bytes at offset " + num(pos_) + " but the file has " +
-             num(size_);
+      msg +=
+          " needs " + num(n) + " bytes at offset " + num(pos_) + " but the file has " + num(size_);
       fail(msg);
     }
   }
@@ -102,8 +109,10 @@ bool integer_type(GgufType t) {
     case GgufType::U32:
     case GgufType::I32:
     case GgufType::U64:
-    case GgufType::I64: return true;
-    default: return false;
+    case GgufType::I64:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -119,19 +128,40 @@ void read_value(Cursor& in, GgufType type, GgufValue& v, const std::string& what
                 uint64_t& budget) {
   v.type = type;
   switch (type) {
-    case GgufType::U8: v.u = in.read<uint8_t>(what); v.i = static_cast<int64_t>(v.u); break;
-    case GgufType::I8: v.i = in.read<int8_t>(what); break;
-    case GgufType::U16: v.u = in.read<uint16_t>(what); v.i = static_cast<int64_t>(v.u); break;
-    case GgufType::I16: v.i = in.read<int16_t>(what); break;
-    case GgufType::U32: v.u = in.read<uint32_t>(what); v.i = static_cast<int64_t>(v.u); break;
-    case GgufType::I32: v.i = in.read<int32_t>(what); break;
+    case GgufType::U8:
+      v.u = in.read<uint8_t>(what);
+      v.i = static_cast<int64_t>(v.u);
+      break;
+    case GgufType::I8:
+      v.i = in.read<int8_t>(what);
+      break;
+    case GgufType::U16:
+      v.u = in.read<uint16_t>(what);
+      v.i = static_cast<int64_t>(v.u);
+      break;
+    case GgufType::I16:
+      v.i = in.read<int16_t>(what);
+      break;
+    case GgufType::U32:
+      v.u = in.read<uint32_t>(what);
+      v.i = static_cast<int64_t>(v.u);
+      break;
+    case GgufType::I32:
+      v.i = in.read<int32_t>(what);
+      break;
     case GgufType::U64:
       v.u = in.read<uint64_t>(what);
       v.i = static_cast<int64_t>(v.u);  // only meaningful when u fits; get_int checks
       break;
-    case GgufType::I64: v.i = in.read<int64_t>(what); break;
-    case GgufType::F32: v.f = in.read<float>(what); break;
-    case GgufType::F64: v.f = in.read<double>(what); break;
+    case GgufType::I64:
+      v.i = in.read<int64_t>(what);
+      break;
+    case GgufType::F32:
+      v.f = in.read<float>(what);
+      break;
+    case GgufType::F64:
+      v.f = in.read<double>(what);
+      break;
     case GgufType::Bool: {
       const uint8_t b = in.read<uint8_t>(what);
       if (b > 1) in.fail(what + ": bool value " + num(b) + " is neither 0 nor 1");
@@ -181,7 +211,8 @@ void read_value(Cursor& in, GgufType type, GgufValue& v, const std::string& what
       }
       break;
     }
-    default: in.fail(what + ": unknown value type " + num(static_cast<uint32_t>(type)));
+    default:
+      in.fail(what + ": unknown value type " + num(static_cast<uint32_t>(type)));
   }
   if (v.i >= 0 && (type == GgufType::I8 || type == GgufType::I16 || type == GgufType::I32 ||
                    type == GgufType::I64)) {
@@ -212,43 +243,62 @@ std::string escape(const std::string& s) {
 
 const char* gguf_type_name(GgufType t) {
   switch (t) {
-    case GgufType::U8: return "u8";
-    case GgufType::I8: return "i8";
-    case GgufType::U16: return "u16";
-    case GgufType::I16: return "i16";
-    case GgufType::U32: return "u32";
-    case GgufType::I32: return "i32";
-    case GgufType::F32: return "f32";
-    case GgufType::Bool: return "bool";
-    case GgufType::String: return "string";
-    case GgufType::Array: return "array";
-    case GgufType::U64: return "u64";
-    case GgufType::I64: return "i64";
-    case GgufType::F64: return "f64";
+    case GgufType::U8:
+      return "u8";
+    case GgufType::I8:
+      return "i8";
+    case GgufType::U16:
+      return "u16";
+    case GgufType::I16:
+      return "i16";
+    case GgufType::U32:
+      return "u32";
+    case GgufType::I32:
+      return "i32";
+    case GgufType::F32:
+      return "f32";
+    case GgufType::Bool:
+      return "bool";
+    case GgufType::String:
+      return "string";
+    case GgufType::Array:
+      return "array";
+    case GgufType::U64:
+      return "u64";
+    case GgufType::I64:
+      return "i64";
+    case GgufType::F64:
+      return "f64";
   }
   return "unknown";
 }
 
-bool GgufValue::is_integer() const { return integer_type(type); }
+bool GgufValue::is_integer() const {
+  return integer_type(type);
+}
 
 std::string GgufValue::to_string(size_t max_items) const {
   switch (type) {
     case GgufType::U8:
     case GgufType::U16:
     case GgufType::U32:
-    case GgufType::U64: return std::to_string(u);
+    case GgufType::U64:
+      return std::to_string(u);
     case GgufType::I8:
     case GgufType::I16:
     case GgufType::I32:
-    case GgufType::I64: return std::to_string(i);
+    case GgufType::I64:
+      return std::to_string(i);
     case GgufType::F32:
     case GgufType::F64: {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%g", f);
       return buf;
     }
-    case GgufType::Bool: return u ? "true" : "false";
-    case GgufType::String: return escape(s);
+    case GgufType::Bool:
+      return u ? "true" : "false";
+    case GgufType::String:
+      return escape(s);
     case GgufType::Array: {
       std::string out = "[";
       const size_t n = size();
@@ -302,7 +352,8 @@ void GgufFile::parse() {
   version_ = in.read<uint32_t>("version");
   if (version_ != 2 && version_ != 3) {
     std::string msg = "unsupported GGUF version " + num(version_) + " (supported: 2, 3)";
-    if (version_ == 0x03000000u || version_ == 0x02000000u) msg += "; big-endian files are not supported";
+    if (version_ == 0x03000000u || version_ == 0x02000000u)
+      msg += "; big-endian files are not supported";
     in.fail(msg);
   }
   const uint64_t n_tensors = in.read<uint64_t>("tensor count");
@@ -327,7 +378,8 @@ void GgufFile::parse() {
     GgufValue v;
     spend(in, budget, sizeof(GgufValue) + key.size(), what);
     read_value(in, static_cast<GgufType>(type), v, what, 0, budget);
-    if (!kv_index_.emplace(key, kv_.size()).second) in.fail("duplicate metadata key '" + escape(key) + "'");
+    if (!kv_index_.emplace(key, kv_.size()).second)
+      in.fail("duplicate metadata key '" + escape(key) + "'");
     kv_.emplace_back(std::move(key), std::move(v));
   }
 
@@ -358,7 +410,8 @@ void GgufFile::parse() {
       const uint64_t ne = in.read<uint64_t>(what + " shape");
       if (ne == 0 || ne > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
           static_cast<int64_t>(ne) > std::numeric_limits<int64_t>::max() / numel) {
-        in.fail(what + ": invalid or overflowing shape (dimension " + num(d) + " = " + num(ne) + ")");
+        in.fail(what + ": invalid or overflowing shape (dimension " + num(d) + " = " + num(ne) +
+                ")");
       }
       numel *= static_cast<int64_t>(ne);
       t.shape.push_back(static_cast<int64_t>(ne));
@@ -378,7 +431,8 @@ void GgufFile::parse() {
     const uint64_t row = static_cast<uint64_t>(t.shape[0] / info->block_elems) *
                          static_cast<uint64_t>(info->block_bytes);
     const uint64_t rows = static_cast<uint64_t>(numel / t.shape[0]);
-    if (rows != 0 && row > std::numeric_limits<uint64_t>::max() / rows) in.fail(what + ": byte size overflows");
+    if (rows != 0 && row > std::numeric_limits<uint64_t>::max() / rows)
+      in.fail(what + ": byte size overflows");
     t.nbytes = static_cast<size_t>(row * rows);
     t.offset = in.read<uint64_t>(what + " offset");
     if (t.offset % alignment_ != 0) {
@@ -424,7 +478,8 @@ namespace {
 int64_t as_int(const std::string& path, const std::string& key, const GgufValue& v) {
   if (!v.is_integer()) type_error(path, key, v, "an integer");
   if (v.type == GgufType::U64 && v.u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    throw Error(path + ": metadata '" + key + "' value " + std::to_string(v.u) + " is out of range");
+    throw Error(path + ": metadata '" + key + "' value " + std::to_string(v.u) +
+                " is out of range");
   }
   return v.i;
 }
@@ -611,7 +666,8 @@ ModelConfig gguf_config(const GgufFile& g) {
     if (t.name == "blk.0.ffn_up.bias") c.mlp_bias = true;
   }
   c.tied_embeddings = !has_output;
-  if (const GgufValue* toks = g.find("tokenizer.ggml.tokens"); toks && toks->type == GgufType::Array) {
+  if (const GgufValue* toks = g.find("tokenizer.ggml.tokens");
+      toks && toks->type == GgufType::Array) {
     c.vocab_size = static_cast<int64_t>(toks->size());
   } else if (auto vs = g.find_int(p + "vocab_size")) {
     c.vocab_size = *vs;
@@ -647,8 +703,8 @@ Vocab gguf_vocab(const GgufFile& g) {
   v.types.reserve(types.size());
   for (size_t k = 0; k < types.size(); ++k) {
     if (types[k] < 0 || types[k] > static_cast<int64_t>(TokenType::Byte)) {
-      throw Error(path + ": tokenizer.ggml.token_type[" + std::to_string(k) + "] = " +
-                  std::to_string(types[k]) + " is not a known token type");
+      throw Error(path + ": tokenizer.ggml.token_type[" + std::to_string(k) +
+                  "] = " + std::to_string(types[k]) + " is not a known token type");
     }
     v.types.push_back(static_cast<TokenType>(types[k]));
   }
@@ -676,8 +732,8 @@ Vocab gguf_vocab(const GgufFile& g) {
         out = -1;
         return;
       }
-      throw Error(path + ": " + key + " = " + std::to_string(*x) + " is outside the vocabulary of " +
-                  std::to_string(n) + " tokens");
+      throw Error(path + ": " + key + " = " + std::to_string(*x) +
+                  " is outside the vocabulary of " + std::to_string(n) + " tokens");
     }
     out = static_cast<int32_t>(*x);
   };
@@ -700,7 +756,9 @@ std::vector<std::pair<std::string, std::string>> printable_metadata(const GgufFi
 }
 }  // namespace
 
-ModelFile read_gguf(const std::string& path) { return gguf_model(GgufFile(path)); }
+ModelFile read_gguf(const std::string& path) {
+  return gguf_model(GgufFile(path));
+}
 
 ModelFile gguf_model(const GgufFile& g) {
   const std::string& path = g.path();
@@ -710,10 +768,11 @@ ModelFile gguf_model(const GgufFile& g) {
   m.vocab = gguf_vocab(g);
   m.metadata = printable_metadata(g);
   if (g.mapping()) m.mappings.push_back(g.mapping());
-  if (const TensorView* e = m.find("token_embd.weight"); e && !m.vocab.empty() && e->shape.size() >= 2 &&
-                                                         e->shape[1] != m.vocab.size()) {
-    throw Error(path + ": inconsistent shapes: token_embd.weight has " + std::to_string(e->shape[1]) +
-                " rows but the tokenizer has " + std::to_string(m.vocab.size()) + " tokens");
+  if (const TensorView* e = m.find("token_embd.weight");
+      e && !m.vocab.empty() && e->shape.size() >= 2 && e->shape[1] != m.vocab.size()) {
+    throw Error(path + ": inconsistent shapes: token_embd.weight has " +
+                std::to_string(e->shape[1]) + " rows but the tokenizer has " +
+                std::to_string(m.vocab.size()) + " tokens");
   }
   check_tensor_shapes(m, path);
   return m;

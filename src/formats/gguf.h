@@ -45,8 +45,8 @@ struct GgufValue {
   // the value fits the other).
   int64_t i = 0;
   uint64_t u = 0;
-  double f = 0.0;     // F32, F64
-  std::string s;      // String
+  double f = 0.0;  // F32, F64
+  std::string s;   // String
   // Array: elements of string or array type are in items; integer and bool
   // elements in ints (u64 above INT64_MAX keep their bit pattern; get_int_array
   // rejects them); f32/f64 elements in floats. Compact, so a long numeric array

@@ -29,7 +29,9 @@ struct Header {
 Header read_header(const MappedFile& f) {
   const std::string& path = f.path();
   if (f.size() >= 4 && load_i32(f.data()) == static_cast<int32_t>(kVersionedMagic)) {
-    throw Error(path + ": llama2.c versioned export (magic ak42) is not supported; use the legacy v0 format");
+    throw Error(
+        path +
+        ": llama2.c versioned export (magic ak42) is not supported; use the legacy v0 format");
   }
   if (f.size() < kHeaderBytes) {
     throw Error(path + ": too short for a llama2.c header (" + std::to_string(f.size()) +
@@ -52,7 +54,8 @@ Header read_header(const MappedFile& f) {
   positive(kv_heads, "n_kv_heads");
   // A negative vocab_size marks an unshared classifier; INT32_MIN has no magnitude.
   if (vocab == 0 || vocab == INT32_MIN) {
-    throw Error(path + ": llama2.c header field vocab_size = " + std::to_string(vocab) + " is invalid (not a GGUF or llama2.c model file?)");
+    throw Error(path + ": llama2.c header field vocab_size = " + std::to_string(vocab) +
+                " is invalid (not a GGUF or llama2.c model file?)");
   }
   positive(seq_len, "seq_len");
   if (dim % heads != 0) {
@@ -129,10 +132,12 @@ Vocab read_llama2c_vocab(const std::string& path, int64_t vocab_size) {
   v.add_space_prefix = true;
   size_t pos = 4;
   // Each token takes at least 8 bytes, which bounds the reservation.
-  if (vocab_size > 0) v.tokens.reserve(static_cast<size_t>(std::min<int64_t>(vocab_size, size / 8)));
+  if (vocab_size > 0)
+    v.tokens.reserve(static_cast<size_t>(std::min<int64_t>(vocab_size, size / 8)));
   for (int64_t id = 0; vocab_size <= 0 ? pos < size : id < vocab_size; ++id) {
     if (size - pos < 8) {
-      std::string msg = path + ": truncated llama2.c tokenizer: token " + std::to_string(id) + " of ";
+      std::string msg =
+          path + ": truncated llama2.c tokenizer: token " + std::to_string(id) + " of ";
       msg += vocab_size > 0 ? std::to_string(vocab_size) : std::string("?");
       msg += " needs 8 header bytes at offset " + std::to_string(pos);
       throw Error(msg);
@@ -163,14 +168,15 @@ Vocab read_llama2c_vocab(const std::string& path, int64_t vocab_size) {
   if (pos != size) {
     throw Error(path + ": llama2.c tokenizer has " + std::to_string(size - pos) +
                 " bytes after token " + std::to_string(vocab_size - 1) +
-                " (tokenizer for a larger vocabulary than the model's " + std::to_string(vocab_size) +
-                "?)");
+                " (tokenizer for a larger vocabulary than the model's " +
+                std::to_string(vocab_size) + "?)");
   }
   if (v.tokens.size() < 3) throw Error(path + ": llama2.c tokenizer has fewer than 3 tokens");
   return v;
 }
 
-ModelFile read_llama2c(const std::string& path, const std::string& tokenizer_path, bool vocab_only) {
+ModelFile read_llama2c(const std::string& path, const std::string& tokenizer_path,
+                       bool vocab_only) {
   auto file = std::make_shared<MappedFile>(path);
   const Header h = read_header(*file);
   const ModelConfig& c = h.config;
@@ -226,8 +232,8 @@ ModelFile read_llama2c(const std::string& path, const std::string& tokenizer_pat
   if (file->size() != expected) {
     std::string msg = path + ": llama2.c file size " + std::to_string(file->size()) +
                       " does not match the header (expected " + std::to_string(expected) +
-                      " bytes for dim " + std::to_string(dim) + ", " + std::to_string(L) + " layers, vocab " +
-                      std::to_string(vocab);
+                      " bytes for dim " + std::to_string(dim) + ", " + std::to_string(L) +
+                      " layers, vocab " + std::to_string(vocab);
     msg += h.shared_classifier ? ", shared classifier)" : ", separate classifier)";
     throw Error(msg);
   }

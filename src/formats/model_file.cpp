@@ -1,12 +1,11 @@
 #include "formats/model_file.h"
 
-#include "formats/hf_checkpoint.h"
-
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 
 #include "formats/gguf.h"
+#include "formats/hf_checkpoint.h"
 #include "formats/llama2c.h"
 #include "util/error.h"
 
@@ -99,9 +98,11 @@ ModelFile load_model_file(const std::string& path, const LoadOptions& options) {
     return options.vocab_only ? read_gguf_vocab_only(path) : read_gguf(path);
   }
   // llama2.c: the tokenizer is optional so that id-level commands work without it.
-  if (!options.tokenizer_path.empty()) return read_llama2c(path, options.tokenizer_path, options.vocab_only);
+  if (!options.tokenizer_path.empty())
+    return read_llama2c(path, options.tokenizer_path, options.vocab_only);
   const std::filesystem::path beside = std::filesystem::path(path).parent_path() / "tokenizer.bin";
-  if (!std::filesystem::is_regular_file(beside, ec)) return read_llama2c(path, "", options.vocab_only);
+  if (!std::filesystem::is_regular_file(beside, ec))
+    return read_llama2c(path, "", options.vocab_only);
   try {
     return read_llama2c(path, beside.string(), options.vocab_only);
   } catch (const Error& e) {

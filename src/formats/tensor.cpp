@@ -14,16 +14,24 @@ const DTypeInfo* dtype_info(uint32_t ggml_type) {
   static constexpr DTypeInfo kQ8_0{"q8_0", 32, 34};
   static constexpr DTypeInfo kQ4_0{"q4_0", 32, 18};
   switch (ggml_type) {
-    case 0: return &kF32;
-    case 1: return &kF16;
-    case 2: return &kQ4_0;
-    case 8: return &kQ8_0;
-    case 30: return &kBF16;
-    default: return nullptr;
+    case 0:
+      return &kF32;
+    case 1:
+      return &kF16;
+    case 2:
+      return &kQ4_0;
+    case 8:
+      return &kQ8_0;
+    case 30:
+      return &kBF16;
+    default:
+      return nullptr;
   }
 }
 
-const char* dtype_name(DType t) { return dtype_info(t).name; }
+const char* dtype_name(DType t) {
+  return dtype_info(t).name;
+}
 
 DType parse_dtype(const std::string& name) {
   std::string s = name;

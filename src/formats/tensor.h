@@ -28,7 +28,9 @@ struct DTypeInfo {
 
 // Returns nullptr for a type id nucleus does not support.
 const DTypeInfo* dtype_info(uint32_t ggml_type);
-inline const DTypeInfo& dtype_info(DType t) { return *dtype_info(static_cast<uint32_t>(t)); }
+inline const DTypeInfo& dtype_info(DType t) {
+  return *dtype_info(static_cast<uint32_t>(t));
+}
 const char* dtype_name(DType t);
 // Parses "f32", "f16", "bf16", "q8_0", "q4_0" (case-insensitive); throws Error otherwise.
 DType parse_dtype(const std::string& name);

@@ -14,22 +14,22 @@ struct Expr;
 using ExprPtr = std::unique_ptr<Expr>;
 
 enum class ExprKind {
-  Literal,   // literal
-  Name,      // name
-  List,      // args = items (also tuples)
-  Dict,      // args = key0, value0, key1, value1, ...
-  GetAttr,   // args[0] . name
-  GetItem,   // args[0] [ args[1] ]
-  Slice,     // args[0] [ args[1] : args[2] : args[3] ]  (null = omitted)
-  Call,      // args[0] ( args[1..], kwargs )
-  Filter,    // args[0] | name ( args[1..], kwargs )
-  Test,      // args[0] is [not] name ( args[1..] )
-  Unary,     // name = "-", "+" or "not"; args[0]
-  Binary,    // args[0] name args[1]; name in + - * / // % ** ~
-  And,       // args[0] and args[1]
-  Or,        // args[0] or args[1]
-  Compare,   // args[0] ops[0] args[1] ops[1] args[2] ...  (chained)
-  Cond,      // args[0] if args[1] else args[2] (args[2] may be null)
+  Literal,  // literal
+  Name,     // name
+  List,     // args = items (also tuples)
+  Dict,     // args = key0, value0, key1, value1, ...
+  GetAttr,  // args[0] . name
+  GetItem,  // args[0] [ args[1] ]
+  Slice,    // args[0] [ args[1] : args[2] : args[3] ]  (null = omitted)
+  Call,     // args[0] ( args[1..], kwargs )
+  Filter,   // args[0] | name ( args[1..], kwargs )
+  Test,     // args[0] is [not] name ( args[1..] )
+  Unary,    // name = "-", "+" or "not"; args[0]
+  Binary,   // args[0] name args[1]; name in + - * / // % ** ~
+  And,      // args[0] and args[1]
+  Or,       // args[0] or args[1]
+  Compare,  // args[0] ops[0] args[1] ops[1] args[2] ...  (chained)
+  Cond,     // args[0] if args[1] else args[2] (args[2] may be null)
 };
 
 struct Expr {
@@ -58,7 +58,7 @@ enum class StmtKind {
   Macro,     // {% macro name(params) %} body {% endmacro %}
   Break,
   Continue,
-  Scope,     // body rendered in place (the `generation` block of transformers)
+  Scope,  // body rendered in place (the `generation` block of transformers)
 };
 
 struct Stmt {
@@ -72,7 +72,7 @@ struct Stmt {
   std::vector<std::pair<ExprPtr, Body>> branches;
   Body body;
   Body else_body;
-  std::string name;                                   // Macro
+  std::string name;                                     // Macro
   std::vector<std::pair<std::string, ExprPtr>> params;  // Macro: name, default (may be null)
 };
 

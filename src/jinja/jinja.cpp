@@ -46,9 +46,10 @@ bool is_py_space(const std::string& cp) {
     unsigned char c = static_cast<unsigned char>(cp[0]);
     return c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F);
   }
-  static const char* const kSpaces[] = {"\u0085", "\u00a0", "\u1680", "\u2000", "\u2001", "\u2002", "\u2003",
-                                        "\u2004", "\u2005", "\u2006", "\u2007", "\u2008", "\u2009", "\u200a",
-                                        "\u2028", "\u2029", "\u202f", "\u205f", "\u3000"};
+  static const char* const kSpaces[] = {"\u0085", "\u00a0", "\u1680", "\u2000", "\u2001",
+                                        "\u2002", "\u2003", "\u2004", "\u2005", "\u2006",
+                                        "\u2007", "\u2008", "\u2009", "\u200a", "\u2028",
+                                        "\u2029", "\u202f", "\u205f", "\u3000"};
   for (const char* s : kSpaces)
     if (cp == s) return true;
   return false;
@@ -61,7 +62,8 @@ std::string py_strip(const std::string& s, const Value* chars, StripSide side, i
   std::vector<std::string> set;
   bool whitespace = !chars || chars->is_none() || chars->is_undefined();
   if (!whitespace) {
-    if (!chars->is_string()) fail(line, "strip characters must be a string, not " + chars->type_name());
+    if (!chars->is_string())
+      fail(line, "strip characters must be a string, not " + chars->type_name());
     set = code_points(chars->as_string());
   }
   auto strip_it = [&](const std::string& cp) {
@@ -77,7 +79,8 @@ std::string py_strip(const std::string& s, const Value* chars, StripSide side, i
   return out;
 }
 
-std::vector<std::string> py_split(const std::string& s, const Value* sep, int64_t maxsplit, int line) {
+std::vector<std::string> py_split(const std::string& s, const Value* sep, int64_t maxsplit,
+                                  int line) {
   std::vector<std::string> out;
   if (!sep || sep->is_none()) {
     // Runs of whitespace separate; leading/trailing whitespace yields nothing.
@@ -115,13 +118,15 @@ std::vector<std::string> py_split(const std::string& s, const Value* sep, int64_
 
 std::string ascii_map(std::string s, int (*f)(int)) {
   for (char& c : s)
-    if (static_cast<unsigned char>(c) < 0x80) c = static_cast<char>(f(static_cast<unsigned char>(c)));
+    if (static_cast<unsigned char>(c) < 0x80)
+      c = static_cast<char>(f(static_cast<unsigned char>(c)));
   return s;
 }
 
 std::string py_capitalize(const std::string& s) {
   std::string out = ascii_map(s, [](int c) { return std::tolower(c); });
-  if (!out.empty() && static_cast<unsigned char>(out[0]) < 0x80) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
+  if (!out.empty() && static_cast<unsigned char>(out[0]) < 0x80)
+    out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
   return out;
 }
 
@@ -137,7 +142,8 @@ std::string py_title(const std::string& s) {
   return out;
 }
 
-std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
+std::string replace_all(const std::string& s, const std::string& from, const std::string& to,
+                        int64_t count) {
   std::string out;
   if (from.empty()) {
     // Python inserts `to` between every character (and at both ends).
@@ -203,7 +209,8 @@ std::vector<Value> iterate(const Value& v, int line) {
 }
 
 // Python slice semantics over n items; returns the selected indices.
-std::vector<int64_t> slice_indices(int64_t n, const Value& start, const Value& stop, const Value& step, int line) {
+std::vector<int64_t> slice_indices(int64_t n, const Value& start, const Value& stop,
+                                   const Value& step, int line) {
   auto as_opt_int = [&](const Value& v, const char* what) -> std::optional<int64_t> {
     if (v.is_undefined() || v.is_none()) return std::nullopt;
     if (v.is_int()) return v.as_int();
@@ -237,14 +244,18 @@ const Value* find_kwarg(const Args& a, const char* name) {
 
 // Binds call arguments to parameter names (Python-style, positional first);
 // unknown keywords and surplus positionals are errors.
-std::vector<const Value*> bind(const Args& a, const std::vector<const char*>& names, const std::string& what, int line) {
+std::vector<const Value*> bind(const Args& a, const std::vector<const char*>& names,
+                               const std::string& what, int line) {
   if (a.positional.size() > names.size())
-    fail(line, what + " takes at most " + std::to_string(names.size()) + " argument(s), got " + std::to_string(a.positional.size()));
+    fail(line, what + " takes at most " + std::to_string(names.size()) + " argument(s), got " +
+                   std::to_string(a.positional.size()));
   std::vector<const Value*> out(names.size(), nullptr);
   for (size_t i = 0; i < a.positional.size(); ++i) out[i] = &a.positional[i];
   for (const auto& kv : a.keyword) {
-    auto it = std::find_if(names.begin(), names.end(), [&](const char* n) { return kv.first == n; });
-    if (it == names.end()) fail(line, what + " got an unexpected keyword argument '" + kv.first + "'");
+    auto it =
+        std::find_if(names.begin(), names.end(), [&](const char* n) { return kv.first == n; });
+    if (it == names.end())
+      fail(line, what + " got an unexpected keyword argument '" + kv.first + "'");
     size_t i = static_cast<size_t>(it - names.begin());
     if (out[i]) fail(line, what + " got multiple values for argument '" + kv.first + "'");
     out[i] = &kv.second;
@@ -253,14 +264,17 @@ std::vector<const Value*> bind(const Args& a, const std::vector<const char*>& na
 }
 
 const std::string& need_string(const Value* v, const std::string& what, int line) {
-  if (!v || !v->is_string()) fail(line, what + " must be a string" + (v ? ", not " + v->type_name() : std::string(" (missing)")));
+  if (!v || !v->is_string())
+    fail(line,
+         what + " must be a string" + (v ? ", not " + v->type_name() : std::string(" (missing)")));
   return v->as_string();
 }
 
 int64_t need_int(const Value* v, const std::string& what, int line) {
   if (v && v->is_int()) return v->as_int();
   if (v && v->is_bool()) return v->as_bool();
-  fail(line, what + " must be an integer" + (v ? ", not " + v->type_name() : std::string(" (missing)")));
+  fail(line,
+       what + " must be an integer" + (v ? ", not " + v->type_name() : std::string(" (missing)")));
 }
 
 Value sort_keys_deep(const Value& v) {
@@ -272,7 +286,8 @@ Value sort_keys_deep(const Value& v) {
   if (v.is_dict()) {
     Dict d;
     for (const auto& kv : v.as_dict()) d.emplace_back(kv.first, sort_keys_deep(kv.second));
-    std::stable_sort(d.begin(), d.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::stable_sort(d.begin(), d.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
     return Value(std::move(d));
   }
   return v;
@@ -300,7 +315,8 @@ class Interp {
   void assign(const Stmt& s, const Value& v, const FramePtr& f);
   Value make_macro(const Stmt& s, const FramePtr& f);
   void count_iteration(int line) {
-    if (++iterations_ > max_iterations_) fail(line, "template exceeds " + std::to_string(max_iterations_) + " loop iterations");
+    if (++iterations_ > max_iterations_)
+      fail(line, "template exceeds " + std::to_string(max_iterations_) + " loop iterations");
   }
 
   int64_t max_iterations_;
@@ -314,7 +330,8 @@ class Interp {
 
 Value Interp::eval(const Expr& e, const FramePtr& f) {
   switch (e.kind) {
-    case ExprKind::Literal: return e.literal;
+    case ExprKind::Literal:
+      return e.literal;
     case ExprKind::Name: {
       const Value* v = f->find(e.name);
       return v ? *v : Value::undefined("'" + e.name + "' is undefined");
@@ -331,14 +348,19 @@ Value Interp::eval(const Expr& e, const FramePtr& f) {
         Value k = eval(*e.args[i], f);
         if (!k.is_string()) fail(e.line, "dict keys must be strings here, not " + k.type_name());
         Value v = eval(*e.args[i + 1], f);
-        auto it = std::find_if(d.begin(), d.end(), [&](const auto& kv) { return kv.first == k.as_string(); });
-        if (it != d.end()) it->second = std::move(v);
-        else d.emplace_back(k.as_string(), std::move(v));
+        auto it = std::find_if(d.begin(), d.end(),
+                               [&](const auto& kv) { return kv.first == k.as_string(); });
+        if (it != d.end())
+          it->second = std::move(v);
+        else
+          d.emplace_back(k.as_string(), std::move(v));
       }
       return Value(std::move(d));
     }
-    case ExprKind::GetAttr: return get_attr(eval(*e.args[0], f), e.name, e.line);
-    case ExprKind::GetItem: return get_item(eval(*e.args[0], f), eval(*e.args[1], f), e.line);
+    case ExprKind::GetAttr:
+      return get_attr(eval(*e.args[0], f), e.name, e.line);
+    case ExprKind::GetItem:
+      return get_item(eval(*e.args[0], f), eval(*e.args[1], f), e.line);
     case ExprKind::Slice: {
       Value obj = eval(*e.args[0], f);
       Value start = e.args[1] ? eval(*e.args[1], f) : Value();
@@ -348,18 +370,21 @@ Value Interp::eval(const Expr& e, const FramePtr& f) {
       if (obj.is_list()) {
         const List& l = obj.as_list();
         List out;
-        for (int64_t i : slice_indices(static_cast<int64_t>(l.size()), start, stop, step, e.line)) out.push_back(l[static_cast<size_t>(i)]);
+        for (int64_t i : slice_indices(static_cast<int64_t>(l.size()), start, stop, step, e.line))
+          out.push_back(l[static_cast<size_t>(i)]);
         return Value(std::move(out));
       }
       if (obj.is_string()) {
         std::vector<std::string> cps = code_points(obj.as_string());
         std::string out;
-        for (int64_t i : slice_indices(static_cast<int64_t>(cps.size()), start, stop, step, e.line)) out += cps[static_cast<size_t>(i)];
+        for (int64_t i : slice_indices(static_cast<int64_t>(cps.size()), start, stop, step, e.line))
+          out += cps[static_cast<size_t>(i)];
         return Value(std::move(out));
       }
       fail(e.line, "cannot slice a " + obj.type_name());
     }
-    case ExprKind::Call: return call(e, f);
+    case ExprKind::Call:
+      return call(e, f);
     case ExprKind::Filter: {
       Value v = eval(*e.args[0], f);
       Args a = eval_args(e, 1, f);
@@ -383,7 +408,8 @@ Value Interp::eval(const Expr& e, const FramePtr& f) {
       if (v.is_float()) return Value(e.name == "+" ? v.as_float() : -v.as_float());
       fail(e.line, "bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
     }
-    case ExprKind::Binary: return eval_binary(e, eval(*e.args[0], f), eval(*e.args[1], f));
+    case ExprKind::Binary:
+      return eval_binary(e, eval(*e.args[0], f), eval(*e.args[1], f));
     case ExprKind::And: {
       Value a = eval(*e.args[0], f);
       return a.truthy() ? eval(*e.args[1], f) : a;
@@ -403,7 +429,8 @@ Value Interp::eval(const Expr& e, const FramePtr& f) {
     }
     case ExprKind::Cond: {
       if (eval(*e.args[1], f).truthy()) return eval(*e.args[0], f);
-      return e.args[2] ? eval(*e.args[2], f) : Value::undefined("inline if without else is undefined");
+      return e.args[2] ? eval(*e.args[2], f)
+                       : Value::undefined("inline if without else is undefined");
     }
   }
   fail(e.line, "unknown expression");
@@ -426,7 +453,8 @@ Value Interp::eval_binary(const Expr& e, const Value& a0, const Value& b0) {
   Value a = a0.is_bool() ? Value(static_cast<int64_t>(a0.as_bool())) : a0;
   Value b = b0.is_bool() ? Value(static_cast<int64_t>(b0.as_bool())) : b0;
   auto type_error = [&]() -> Value {
-    fail(line, "unsupported operand types for " + op + ": '" + a0.type_name() + "' and '" + b0.type_name() + "'");
+    fail(line, "unsupported operand types for " + op + ": '" + a0.type_name() + "' and '" +
+                   b0.type_name() + "'");
   };
   if (op == "+") {
     if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
@@ -442,14 +470,16 @@ Value Interp::eval_binary(const Expr& e, const Value& a0, const Value& b0) {
     if (!n.is_int()) return type_error();
     int64_t times = std::max<int64_t>(0, n.as_int());
     size_t unit = seq.is_string() ? seq.as_string().size() : seq.as_list().size();
-    if (unit != 0 && static_cast<uint64_t>(times) > kMaxOutputBytes / unit) fail(line, "sequence repetition result too large");
+    if (unit != 0 && static_cast<uint64_t>(times) > kMaxOutputBytes / unit)
+      fail(line, "sequence repetition result too large");
     if (seq.is_string()) {
       std::string out;
       for (int64_t i = 0; i < times; ++i) out += seq.as_string();
       return Value(std::move(out));
     }
     List out;
-    for (int64_t i = 0; i < times; ++i) out.insert(out.end(), seq.as_list().begin(), seq.as_list().end());
+    for (int64_t i = 0; i < times; ++i)
+      out.insert(out.end(), seq.as_list().begin(), seq.as_list().end());
     return Value(std::move(out));
   }
   if (op == "%" && a.is_string()) fail(line, "string formatting with '%' is not supported");
@@ -514,7 +544,8 @@ bool Interp::compare(const std::string& op, const Value& a, const Value& b, int 
   if (op == "in" || op == "not in") {
     bool found = false;
     if (b.is_string()) {
-      if (!a.is_string()) fail(line, "'in <string>' requires a string on the left, not " + a.type_name());
+      if (!a.is_string())
+        fail(line, "'in <string>' requires a string on the left, not " + a.type_name());
       found = b.as_string().find(a.as_string()) != std::string::npos;
     } else if (b.is_list()) {
       for (const auto& x : b.as_list())
@@ -533,14 +564,18 @@ bool Interp::compare(const std::string& op, const Value& a, const Value& b, int 
   int c = 0;
   if (a_num && b_num) {
     double x = a.as_number(), y = b.as_number();
-    if (a.is_int() && b.is_int()) c = a.as_int() < b.as_int() ? -1 : a.as_int() > b.as_int() ? 1 : 0;
-    else if (std::isnan(x) || std::isnan(y)) return false;
-    else c = x < y ? -1 : x > y ? 1 : 0;
+    if (a.is_int() && b.is_int())
+      c = a.as_int() < b.as_int() ? -1 : a.as_int() > b.as_int() ? 1 : 0;
+    else if (std::isnan(x) || std::isnan(y))
+      return false;
+    else
+      c = x < y ? -1 : x > y ? 1 : 0;
   } else if (a.is_string() && b.is_string()) {
     int r = a.as_string().compare(b.as_string());
     c = r < 0 ? -1 : r > 0 ? 1 : 0;
   } else {
-    fail(line, "'" + op + "' not supported between '" + a.type_name() + "' and '" + b.type_name() + "'");
+    fail(line,
+         "'" + op + "' not supported between '" + a.type_name() + "' and '" + b.type_name() + "'");
   }
   if (op == "<") return c < 0;
   if (op == ">") return c > 0;
@@ -576,7 +611,8 @@ Value Interp::get_item(const Value& obj, const Value& key, int line) {
         if (i < 0) i += n;
         if (i >= 0 && i < n) return Value(cps[static_cast<size_t>(i)]);
       }
-      return Value::undefined(obj.type_name() + " index " + std::to_string(key.is_int() ? key.as_int() : 0) + " out of range");
+      return Value::undefined(obj.type_name() + " index " +
+                              std::to_string(key.is_int() ? key.as_int() : 0) + " out of range");
     }
   } else if (obj.is_dict() || obj.is_namespace()) {
     if (key.is_string()) return get_attr(obj, key.as_string(), line);
@@ -588,7 +624,8 @@ Value Interp::call(const Expr& e, const FramePtr& f) {
   const Expr& callee = *e.args[0];
   if (callee.kind == ExprKind::GetAttr) {
     Value obj = eval(*callee.args[0], f);
-    if (obj.is_undefined()) undefined_error(obj, e.line, "calling its method '" + callee.name + "'");
+    if (obj.is_undefined())
+      undefined_error(obj, e.line, "calling its method '" + callee.name + "'");
     if (obj.is_string() || obj.is_list() || obj.is_dict()) {
       // A dict entry holding a function (loop.cycle) is called, not a method.
       const Value* entry = obj.is_dict() ? obj.dict_get(callee.name) : nullptr;
@@ -611,7 +648,9 @@ Value Interp::call_method(const Value& obj, const std::string& name, Args& a, in
     const std::string& s = obj.as_string();
     if (name == "strip" || name == "lstrip" || name == "rstrip") {
       auto p = bind(a, {"chars"}, what, line);
-      StripSide side = name == "strip" ? StripSide::Both : name == "lstrip" ? StripSide::Left : StripSide::Right;
+      StripSide side = name == "strip"    ? StripSide::Both
+                       : name == "lstrip" ? StripSide::Left
+                                          : StripSide::Right;
       return Value(py_strip(s, p[0], side, line));
     }
     if (name == "startswith" || name == "endswith") {
@@ -619,13 +658,15 @@ Value Interp::call_method(const Value& obj, const std::string& name, Args& a, in
       if (!p[0]) fail(line, what + " needs an argument");
       std::vector<std::string> options;
       if (p[0]->is_list()) {
-        for (const auto& x : p[0]->as_list()) options.push_back(need_string(&x, what + " argument", line));
+        for (const auto& x : p[0]->as_list())
+          options.push_back(need_string(&x, what + " argument", line));
       } else {
         options.push_back(need_string(p[0], what + " argument", line));
       }
       for (const auto& o : options) {
-        bool hit = name == "startswith" ? s.compare(0, o.size(), o) == 0 && s.size() >= o.size()
-                                        : s.size() >= o.size() && s.compare(s.size() - o.size(), o.size(), o) == 0;
+        bool hit = name == "startswith"
+                       ? s.compare(0, o.size(), o) == 0 && s.size() >= o.size()
+                       : s.size() >= o.size() && s.compare(s.size() - o.size(), o.size(), o) == 0;
         if (hit) return Value(true);
       }
       return Value(false);
@@ -646,7 +687,8 @@ Value Interp::call_method(const Value& obj, const std::string& name, Args& a, in
     }
     if (name == "replace") {
       auto p = bind(a, {"old", "new", "count"}, what, line);
-      return Value(replace_all(s, need_string(p[0], "replace old", line), need_string(p[1], "replace new", line),
+      return Value(replace_all(s, need_string(p[0], "replace old", line),
+                               need_string(p[1], "replace new", line),
                                p[2] ? need_int(p[2], "replace count", line) : -1));
     }
     if (name == "find") {
@@ -672,9 +714,12 @@ Value Interp::call_method(const Value& obj, const std::string& name, Args& a, in
       bind(a, {}, what, line);
       List out;
       for (const auto& [k, v] : d) {
-        if (name == "items") out.emplace_back(List{Value(k), v});
-        else if (name == "keys") out.emplace_back(k);
-        else out.push_back(v);
+        if (name == "items")
+          out.emplace_back(List{Value(k), v});
+        else if (name == "keys")
+          out.emplace_back(k);
+        else
+          out.push_back(v);
       }
       return Value(std::move(out));
     }
@@ -686,9 +731,13 @@ Value Interp::call_method(const Value& obj, const std::string& name, Args& a, in
       return p[1] ? *p[1] : Value(None{});
     }
   }
-  static const char* const kMutating[] = {"append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault", "sort", "reverse", "popitem"};
+  static const char* const kMutating[] = {"append", "extend",  "insert", "pop",
+                                          "remove", "clear",   "update", "setdefault",
+                                          "sort",   "reverse", "popitem"};
   for (const char* m : kMutating)
-    if (name == m) fail(line, "unsupported method " + what + ": templates cannot modify values (immutable sandbox)");
+    if (name == m)
+      fail(line,
+           "unsupported method " + what + ": templates cannot modify values (immutable sandbox)");
   fail(line, "unsupported method " + what);
 }
 
@@ -712,13 +761,15 @@ bool Interp::apply_test(const std::string& name, const Value& v, Args& a, int li
   if (name == "false") return no_args(), v.is_bool() && !v.as_bool();
   if (name == "mapping") return no_args(), v.is_dict();
   if (name == "sequence") return no_args(), v.is_list() || v.is_string() || v.is_dict();
-  if (name == "iterable") return no_args(), v.is_list() || v.is_string() || v.is_dict() || v.is_undefined();
+  if (name == "iterable")
+    return no_args(), v.is_list() || v.is_string() || v.is_dict() || v.is_undefined();
   if (name == "callable") return no_args(), v.is_function();
   if (name == "lower" || name == "upper") {
     no_args();
     if (!v.is_string()) return false;
     const std::string& s = v.as_string();
-    return name == "lower" ? s == ascii_map(s, [](int c) { return std::tolower(c); }) : s == ascii_map(s, [](int c) { return std::toupper(c); });
+    return name == "lower" ? s == ascii_map(s, [](int c) { return std::tolower(c); })
+                           : s == ascii_map(s, [](int c) { return std::toupper(c); });
   }
   if (name == "odd" || name == "even") {
     no_args();
@@ -745,7 +796,8 @@ bool Interp::apply_test(const std::string& name, const Value& v, Args& a, int li
   fail(line, "unknown test '" + name + "'");
 }
 
-Value Interp::apply_filter(const std::string& name, const Value& v, Args& a, int line, const FramePtr& f) {
+Value Interp::apply_filter(const std::string& name, const Value& v, Args& a, int line,
+                           const FramePtr& f) {
   const std::string what = "filter '" + name + "'";
   auto no_args = [&]() { bind(a, {}, what, line); };
   if (name == "trim") {
@@ -807,8 +859,9 @@ Value Interp::apply_filter(const std::string& name, const Value& v, Args& a, int
   if (name == "replace") {
     auto p = bind(a, {"old", "new", "count"}, what, line);
     std::string s = v.is_undefined() ? std::string() : v.str();
-    return Value(replace_all(s, need_string(p[0], "replace old", line), need_string(p[1], "replace new", line),
-                             (p[2] && !p[2]->is_none()) ? need_int(p[2], "replace count", line) : -1));
+    return Value(replace_all(
+        s, need_string(p[0], "replace old", line), need_string(p[1], "replace new", line),
+        (p[2] && !p[2]->is_none()) ? need_int(p[2], "replace count", line) : -1));
   }
   if (name == "string") return no_args(), Value(v.str());
   if (name == "safe") return no_args(), v;
@@ -829,7 +882,8 @@ Value Interp::apply_filter(const std::string& name, const Value& v, Args& a, int
         int64_t i = std::stoll(s, &used, 10);
         if (used == s.size()) return Value(i);
         double d = std::stod(s, &used);
-        if (used == s.size() && std::isfinite(d) && std::fabs(d) < 9.2e18) return Value(static_cast<int64_t>(d));
+        if (used == s.size() && std::isfinite(d) && std::fabs(d) < 9.2e18)
+          return Value(static_cast<int64_t>(d));
       } catch (const std::exception&) {
       }
     }
@@ -890,9 +944,11 @@ Value Interp::apply_filter(const std::string& name, const Value& v, Args& a, int
     std::vector<Value> items = iterate(v, line);
     List out;
     if (const Value* attr = find_kwarg(a, "attribute")) {
-      if (a.positional.size() != 0 || a.keyword.size() > 2) fail(line, "map(attribute=...) takes only 'attribute' and 'default'");
+      if (a.positional.size() != 0 || a.keyword.size() > 2)
+        fail(line, "map(attribute=...) takes only 'attribute' and 'default'");
       const Value* dflt = find_kwarg(a, "default");
-      if (!dflt && a.keyword.size() == 2) fail(line, "map(attribute=...) takes only 'attribute' and 'default'");
+      if (!dflt && a.keyword.size() == 2)
+        fail(line, "map(attribute=...) takes only 'attribute' and 'default'");
       for (const auto& x : items) {
         Value r = get_item(x, *attr, line);
         out.push_back(r.is_undefined() && dflt ? *dflt : r);
@@ -920,9 +976,12 @@ Value Interp::apply_filter(const std::string& name, const Value& v, Args& a, int
       if (a.positional.empty()) fail(line, what + " needs an attribute name");
       attr = &a.positional[at++];
     }
-    std::string test = at < a.positional.size() ? need_string(&a.positional[at++], what + " test name", line) : std::string();
+    std::string test = at < a.positional.size()
+                           ? need_string(&a.positional[at++], what + " test name", line)
+                           : std::string();
     Args targs;
-    targs.positional.assign(a.positional.begin() + static_cast<std::ptrdiff_t>(at), a.positional.end());
+    targs.positional.assign(a.positional.begin() + static_cast<std::ptrdiff_t>(at),
+                            a.positional.end());
     List out;
     for (const auto& x : iterate(v, line)) {
       Value subject = by_attr ? get_item(x, *attr, line) : x;
@@ -939,7 +998,8 @@ void Interp::assign(const Stmt& s, const Value& v, const FramePtr& f) {
   if (!s.ns_attr.empty()) {
     const Value* target = f->find(s.targets[0]);
     if (!target || !target->is_namespace())
-      fail(s.line, "cannot set attribute '" + s.ns_attr + "' on '" + s.targets[0] + "': it is not a namespace()");
+      fail(s.line, "cannot set attribute '" + s.ns_attr + "' on '" + s.targets[0] +
+                       "': it is not a namespace()");
     target->as_namespace().attrs[s.ns_attr] = v;
     return;
   }
@@ -949,7 +1009,8 @@ void Interp::assign(const Stmt& s, const Value& v, const FramePtr& f) {
   }
   std::vector<Value> items = iterate(v, s.line);
   if (items.size() != s.targets.size())
-    fail(s.line, "cannot unpack " + std::to_string(items.size()) + " values into " + std::to_string(s.targets.size()) + " names");
+    fail(s.line, "cannot unpack " + std::to_string(items.size()) + " values into " +
+                     std::to_string(s.targets.size()) + " names");
   for (size_t i = 0; i < items.size(); ++i) f->vars[s.targets[i]] = items[i];
 }
 
@@ -962,7 +1023,8 @@ void Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out) {
     }
     std::vector<Value> parts = iterate(item, s.line);
     if (parts.size() != s.targets.size())
-      fail(s.line, "cannot unpack " + std::to_string(parts.size()) + " values into " + std::to_string(s.targets.size()) + " loop variables");
+      fail(s.line, "cannot unpack " + std::to_string(parts.size()) + " values into " +
+                       std::to_string(s.targets.size()) + " loop variables");
     for (size_t i = 0; i < parts.size(); ++i) fr.vars[s.targets[i]] = parts[i];
   };
   if (s.filter) {
@@ -1001,9 +1063,10 @@ void Interp::exec_for(const Stmt& s, const FramePtr& f, std::string& out) {
     if (i > 0) loop.emplace_back("previtem", items[static_cast<size_t>(i - 1)]);
     if (i + 1 < n) loop.emplace_back("nextitem", items[static_cast<size_t>(i + 1)]);
     loop.emplace_back("cycle", Value(Function([i](Args& a, int line) -> Value {
-      if (!a.keyword.empty() || a.positional.empty()) fail(line, "loop.cycle() takes one or more positional arguments");
-      return a.positional[static_cast<size_t>(i) % a.positional.size()];
-    })));
+                        if (!a.keyword.empty() || a.positional.empty())
+                          fail(line, "loop.cycle() takes one or more positional arguments");
+                        return a.positional[static_cast<size_t>(i) % a.positional.size()];
+                      })));
     fr->vars["loop"] = Value(std::move(loop));
     if (exec(s.body, fr, out) == Flow::Break) break;
   }
@@ -1017,7 +1080,8 @@ Value Interp::make_macro(const Stmt& s, const FramePtr& f) {
     FramePtr parent = home.lock();
     if (!parent) fail(line, "macro '" + def->name + "' called after its scope ended");
     if (a.positional.size() > def->params.size())
-      fail(line, "macro '" + def->name + "' takes " + std::to_string(def->params.size()) + " argument(s), got " + std::to_string(a.positional.size()));
+      fail(line, "macro '" + def->name + "' takes " + std::to_string(def->params.size()) +
+                     " argument(s), got " + std::to_string(a.positional.size()));
     auto fr = std::make_shared<Frame>();
     fr->parent = parent;
     std::vector<bool> given(def->params.size(), false);
@@ -1026,8 +1090,10 @@ Value Interp::make_macro(const Stmt& s, const FramePtr& f) {
       given[i] = true;
     }
     for (const auto& [k, v] : a.keyword) {
-      auto it = std::find_if(def->params.begin(), def->params.end(), [&](const auto& p) { return p.first == k; });
-      if (it == def->params.end()) fail(line, "macro '" + def->name + "' has no parameter '" + k + "'");
+      auto it = std::find_if(def->params.begin(), def->params.end(),
+                             [&](const auto& p) { return p.first == k; });
+      if (it == def->params.end())
+        fail(line, "macro '" + def->name + "' has no parameter '" + k + "'");
       size_t idx = static_cast<size_t>(it - def->params.begin());
       if (given[idx]) fail(line, "macro '" + def->name + "' got multiple values for '" + k + "'");
       fr->vars[k] = v;
@@ -1035,10 +1101,14 @@ Value Interp::make_macro(const Stmt& s, const FramePtr& f) {
     }
     for (size_t i = 0; i < def->params.size(); ++i) {
       if (given[i]) continue;
-      fr->vars[def->params[i].first] = def->params[i].second ? self->eval(*def->params[i].second, fr) : Value::undefined("macro parameter '" + def->params[i].first + "' is undefined");
+      fr->vars[def->params[i].first] =
+          def->params[i].second
+              ? self->eval(*def->params[i].second, fr)
+              : Value::undefined("macro parameter '" + def->params[i].first + "' is undefined");
     }
     if (++self->call_depth_ > kMaxCallDepth) {
-      fail(line, "macro calls nested deeper than " + std::to_string(kMaxCallDepth) + " (recursive macro?)");
+      fail(line, "macro calls nested deeper than " + std::to_string(kMaxCallDepth) +
+                     " (recursive macro?)");
     }
     std::string out;
     self->exec(def->body, fr, out);
@@ -1051,8 +1121,12 @@ Flow Interp::exec(const Body& body, const FramePtr& f, std::string& out) {
   for (const auto& sp : body) {
     const Stmt& s = *sp;
     switch (s.kind) {
-      case StmtKind::Text: out += s.text; break;
-      case StmtKind::Output: out += eval(*s.expr, f).str(); break;
+      case StmtKind::Text:
+        out += s.text;
+        break;
+      case StmtKind::Output:
+        out += eval(*s.expr, f).str();
+        break;
       case StmtKind::If:
         for (const auto& [cond, b] : s.branches) {
           if (!cond || eval(*cond, f).truthy()) {
@@ -1062,31 +1136,41 @@ Flow Interp::exec(const Body& body, const FramePtr& f, std::string& out) {
           }
         }
         break;
-      case StmtKind::For: exec_for(s, f, out); break;
-      case StmtKind::Set: assign(s, eval(*s.expr, f), f); break;
+      case StmtKind::For:
+        exec_for(s, f, out);
+        break;
+      case StmtKind::Set:
+        assign(s, eval(*s.expr, f), f);
+        break;
       case StmtKind::SetBlock: {
         std::string captured;
         exec(s.body, f, captured);
         f->vars[s.targets[0]] = Value(std::move(captured));
         break;
       }
-      case StmtKind::Macro: f->vars[s.name] = make_macro(s, f); break;
-      case StmtKind::Break: return Flow::Break;
-      case StmtKind::Continue: return Flow::Continue;
+      case StmtKind::Macro:
+        f->vars[s.name] = make_macro(s, f);
+        break;
+      case StmtKind::Break:
+        return Flow::Break;
+      case StmtKind::Continue:
+        return Flow::Continue;
       case StmtKind::Scope: {
         Flow fl = exec(s.body, f, out);
         if (fl != Flow::Normal) return fl;
         break;
       }
     }
-    if (out.size() > kMaxOutputBytes) fail(s.line, "rendered output exceeds " + std::to_string(kMaxOutputBytes) + " bytes");
+    if (out.size() > kMaxOutputBytes)
+      fail(s.line, "rendered output exceeds " + std::to_string(kMaxOutputBytes) + " bytes");
   }
   return Flow::Normal;
 }
 
 void add_builtins(Frame& root) {
   root.vars["range"] = Value(Function([](Args& a, int line) -> Value {
-    if (!a.keyword.empty() || a.positional.empty() || a.positional.size() > 3) fail(line, "range() takes 1 to 3 integer arguments");
+    if (!a.keyword.empty() || a.positional.empty() || a.positional.size() > 3)
+      fail(line, "range() takes 1 to 3 integer arguments");
     int64_t start = 0, stop = 0, step = 1;
     if (a.positional.size() == 1) {
       stop = need_int(&a.positional[0], "range stop", line);
@@ -1098,7 +1182,8 @@ void add_builtins(Frame& root) {
     if (step == 0) fail(line, "range() step must not be zero");
     List out;
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-      if (static_cast<int64_t>(out.size()) >= kMaxRangeLength) fail(line, "range() longer than " + std::to_string(kMaxRangeLength));
+      if (static_cast<int64_t>(out.size()) >= kMaxRangeLength)
+        fail(line, "range() longer than " + std::to_string(kMaxRangeLength));
       out.emplace_back(i);
       if ((step > 0 && i > INT64_MAX - step) || (step < 0 && i < INT64_MIN - step)) break;
     }
@@ -1106,9 +1191,11 @@ void add_builtins(Frame& root) {
   }));
   root.vars["namespace"] = Value(Function([](Args& a, int line) -> Value {
     auto ns = std::make_shared<Namespace>();
-    if (a.positional.size() > 1) fail(line, "namespace() takes at most one positional (mapping) argument");
+    if (a.positional.size() > 1)
+      fail(line, "namespace() takes at most one positional (mapping) argument");
     if (a.positional.size() == 1) {
-      if (!a.positional[0].is_dict()) fail(line, "namespace() positional argument must be a mapping");
+      if (!a.positional[0].is_dict())
+        fail(line, "namespace() positional argument must be a mapping");
       for (const auto& [k, v] : a.positional[0].as_dict()) ns->attrs[k] = v;
     }
     for (const auto& [k, v] : a.keyword) ns->attrs[k] = v;
@@ -1142,7 +1229,9 @@ std::string Template::render(const std::map<std::string, Value>& vars) const {
 }
 
 std::string Template::render(const nlohmann::ordered_json& vars) const {
-  if (!vars.is_object() && !vars.is_null()) throw Error("jinja: template variables must be a JSON object, not " + std::string(vars.type_name()));
+  if (!vars.is_object() && !vars.is_null())
+    throw Error("jinja: template variables must be a JSON object, not " +
+                std::string(vars.type_name()));
   std::map<std::string, Value> m;
   if (vars.is_object())
     for (auto it = vars.begin(); it != vars.end(); ++it) m[it.key()] = Value::from_json(it.value());

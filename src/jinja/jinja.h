@@ -15,9 +15,8 @@
 // Undefined: falsy, print as "", iterate as empty, fail on attribute access.
 #include <map>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "jinja/lexer.h"
 #include "jinja/value.h"

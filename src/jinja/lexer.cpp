@@ -10,10 +10,18 @@ namespace nucleus::jinja {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-bool is_name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+bool is_name_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool is_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 [[noreturn]] void fail(int line, const std::string& msg) {
   throw Error("jinja: line " + std::to_string(line) + ": " + msg);
@@ -56,17 +64,38 @@ std::string unescape(const std::string& raw, int line) {
     }
     char e = raw[++i];
     switch (e) {
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'r': out += '\r'; break;
-      case '\\': out += '\\'; break;
-      case '\'': out += '\''; break;
-      case '"': out += '"'; break;
-      case 'a': out += '\a'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'v': out += '\v'; break;
-      case '\n': break;  // backslash-newline continues the line
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '\'':
+        out += '\'';
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'a':
+        out += '\a';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'v':
+        out += '\v';
+        break;
+      case '\n':
+        break;  // backslash-newline continues the line
       case 'x':
       case 'u':
       case 'U': {
@@ -85,7 +114,8 @@ std::string unescape(const std::string& raw, int line) {
       default:
         if (e >= '0' && e <= '7') {
           uint32_t cp = static_cast<uint32_t>(e - '0');
-          for (int k = 0; k < 2 && i + 1 < raw.size() && raw[i + 1] >= '0' && raw[i + 1] <= '7'; ++k)
+          for (int k = 0; k < 2 && i + 1 < raw.size() && raw[i + 1] >= '0' && raw[i + 1] <= '7';
+               ++k)
             cp = cp * 8 + static_cast<uint32_t>(raw[++i] - '0');
           append_utf8(out, cp);
         } else {
@@ -125,7 +155,8 @@ class Lexer {
         size_t nl = text.rfind('\n');
         size_t l_pos = nl == std::string::npos ? 0 : nl + 1;
         if (l_pos > 0 || line_starting) {
-          bool blank = std::all_of(text.begin() + static_cast<std::ptrdiff_t>(l_pos), text.end(), is_space);
+          bool blank =
+              std::all_of(text.begin() + static_cast<std::ptrdiff_t>(l_pos), text.end(), is_space);
           if (blank) text.resize(l_pos);
         }
       }
@@ -145,12 +176,14 @@ class Lexer {
 
  private:
   int line_at(size_t pos) const {
-    return 1 + static_cast<int>(std::lower_bound(newlines_.begin(), newlines_.end(), pos) - newlines_.begin());
+    return 1 + static_cast<int>(std::lower_bound(newlines_.begin(), newlines_.end(), pos) -
+                                newlines_.begin());
   }
 
   size_t find_tag(size_t pos) const {
     for (size_t i = pos; i + 1 < src_.size(); ++i) {
-      if (src_[i] == '{' && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#')) return i;
+      if (src_[i] == '{' && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#'))
+        return i;
     }
     return src_.size();
   }
@@ -167,7 +200,8 @@ class Lexer {
   size_t after_close(size_t pos, char sign, bool block_like) const {
     if (sign == '-') {
       while (pos < src_.size() && is_space(src_[pos])) ++pos;
-    } else if (sign != '+' && block_like && opt_.trim_blocks && pos < src_.size() && src_[pos] == '\n') {
+    } else if (sign != '+' && block_like && opt_.trim_blocks && pos < src_.size() &&
+               src_[pos] == '\n') {
       ++pos;
     }
     return pos;
@@ -176,7 +210,8 @@ class Lexer {
   size_t lex_comment(size_t start, size_t body) {
     size_t end = src_.find("#}", body);
     if (end == std::string::npos) fail(line_at(start), "unterminated comment '{#'");
-    char sign = (end > body && (src_[end - 1] == '-' || src_[end - 1] == '+')) ? src_[end - 1] : '\0';
+    char sign =
+        (end > body && (src_[end - 1] == '-' || src_[end - 1] == '+')) ? src_[end - 1] : '\0';
     return after_close(end + 2, sign, true);
   }
 
@@ -237,7 +272,8 @@ class Lexer {
         if (src_[p] == '\n') ++line;
         ++p;
       }
-      if (p >= src_.size()) fail(open_line, std::string("unterminated ") + what + " (missing '" + close + "}')");
+      if (p >= src_.size())
+        fail(open_line, std::string("unterminated ") + what + " (missing '" + close + "}')");
       if (depth == 0) {
         char sign = (src_[p] == '-' || src_[p] == '+') ? src_[p] : '\0';
         size_t q = p + (sign ? 1 : 0);
@@ -254,7 +290,9 @@ class Lexer {
         t.type = TokenType::Name;
         t.text = src_.substr(b, p - b);
       } else if (is_digit(c)) {
-        p = lex_number(p, t, !seg.tokens.empty() && seg.tokens.back().type == TokenType::Op && seg.tokens.back().text == ".");
+        p = lex_number(p, t,
+                       !seg.tokens.empty() && seg.tokens.back().type == TokenType::Op &&
+                           seg.tokens.back().text == ".");
       } else if (c == '\'' || c == '"') {
         size_t b = ++p;
         while (p < src_.size() && src_[p] != c) {
@@ -268,8 +306,9 @@ class Lexer {
         t.text = unescape(raw, line);
         line += static_cast<int>(std::count(raw.begin(), raw.end(), '\n'));
       } else {
-        static const char* const kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">",
-                                           "=", ".", ",", ":", "|", "(", ")", "[", "]", "{", "}"};
+        static const char* const kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*",
+                                           "/",  "%",  "~",  "<",  ">",  "=",  ".", ",", ":",
+                                           "|",  "(",  ")",  "[",  "]",  "{",  "}"};
         bool found = false;
         for (const char* op : kOps) {
           size_t n = std::char_traits<char>::length(op);
@@ -281,7 +320,10 @@ class Lexer {
           }
         }
         if (!found) {
-          std::string shown = (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) ? "\\x" + std::to_string(static_cast<unsigned char>(c)) : std::string(1, c);
+          std::string shown =
+              (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+                  ? "\\x" + std::to_string(static_cast<unsigned char>(c))
+                  : std::string(1, c);
           fail(line, "unexpected character '" + shown + "' in " + what);
         }
         if (t.text == "(" || t.text == "[" || t.text == "{") ++depth;
@@ -294,7 +336,9 @@ class Lexer {
   // Integer or float literal; `after_dot` (as in `x.0`) reads an integer only.
   size_t lex_number(size_t p, Token& t, bool after_dot) const {
     auto digits = [&](size_t q) {
-      while (q < src_.size() && (is_digit(src_[q]) || (src_[q] == '_' && q + 1 < src_.size() && is_digit(src_[q + 1])))) ++q;
+      while (q < src_.size() && (is_digit(src_[q]) ||
+                                 (src_[q] == '_' && q + 1 < src_.size() && is_digit(src_[q + 1]))))
+        ++q;
       return q;
     };
     size_t b = p;

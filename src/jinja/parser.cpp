@@ -15,11 +15,15 @@ namespace {
 
 std::string describe(const Token& t) {
   switch (t.type) {
-    case TokenType::Name: return "name '" + t.text + "'";
-    case TokenType::String: return "string literal";
+    case TokenType::Name:
+      return "name '" + t.text + "'";
+    case TokenType::String:
+      return "string literal";
     case TokenType::Int:
-    case TokenType::Float: return "number " + t.text;
-    case TokenType::Op: return "'" + t.text + "'";
+    case TokenType::Float:
+      return "number " + t.text;
+    case TokenType::Op:
+      return "'" + t.text + "'";
   }
   return "token";
 }
@@ -49,7 +53,8 @@ class Parser {
   }
 
   static bool is_block_terminator(const std::string& kw) {
-    static const std::set<std::string> kStops = {"elif", "else", "endif", "endfor", "endset", "endmacro", "endgeneration"};
+    static const std::set<std::string> kStops = {"elif",   "else",     "endif",        "endfor",
+                                                 "endset", "endmacro", "endgeneration"};
     return kStops.count(kw) > 0;
   }
 
@@ -95,14 +100,17 @@ class Parser {
     if (si_ >= segs_.size())
       fail(open_line, "unterminated '{% " + opener + " %}' block (missing '{% " + kw + " %}')");
     if (keyword() != kw)
-      fail(segs_[si_].line, "expected '{% " + kw + " %}' to close '{% " + opener + " %}' from line " + std::to_string(open_line) + ", found '{% " + keyword() + " %}'");
+      fail(segs_[si_].line, "expected '{% " + kw + " %}' to close '{% " + opener +
+                                " %}' from line " + std::to_string(open_line) + ", found '{% " +
+                                keyword() + " %}'");
     begin_segment(1, 1);
     expect_end("'{% " + kw + " %}'");
     ++si_;
   }
 
   Body parse_nested_body() {
-    if (++nesting_ > kMaxParseNesting) fail(seg_line_, "blocks nested deeper than " + std::to_string(kMaxParseNesting));
+    if (++nesting_ > kMaxParseNesting)
+      fail(seg_line_, "blocks nested deeper than " + std::to_string(kMaxParseNesting));
     Body b = parse_body();
     --nesting_;
     return b;
@@ -113,7 +121,8 @@ class Parser {
     begin_segment(1, 0);
     if (at_end()) fail(seg.line, "empty statement '{% %}'");
     const Token& first = next();
-    if (first.type != TokenType::Name) fail(seg.line, "expected a statement keyword, found " + describe(first));
+    if (first.type != TokenType::Name)
+      fail(seg.line, "expected a statement keyword, found " + describe(first));
     const std::string kw = first.text;
     auto s = std::make_unique<Stmt>();
     s->line = seg.line;
@@ -125,7 +134,8 @@ class Parser {
       while (true) {
         Body b = parse_nested_body();
         s->branches.emplace_back(std::move(cond), std::move(b));
-        if (si_ >= segs_.size()) fail(s->line, "unterminated '{% if %}' block (missing '{% endif %}')");
+        if (si_ >= segs_.size())
+          fail(s->line, "unterminated '{% if %}' block (missing '{% endif %}')");
         std::string k = keyword();
         begin_segment(1, 1);
         if (k == "elif") {
@@ -143,7 +153,8 @@ class Parser {
           ++si_;
           break;
         } else {
-          fail(seg_line_, "expected '{% endif %}' to close '{% if %}' from line " + std::to_string(s->line) + ", found '{% " + k + " %}'");
+          fail(seg_line_, "expected '{% endif %}' to close '{% if %}' from line " +
+                              std::to_string(s->line) + ", found '{% " + k + " %}'");
         }
       }
       return s;
@@ -174,23 +185,27 @@ class Parser {
     }
     if (kw == "set") {
       const Token& t = next_checked("a variable name after 'set'");
-      if (t.type != TokenType::Name) fail(t.line, "expected a variable name after 'set', found " + describe(t));
+      if (t.type != TokenType::Name)
+        fail(t.line, "expected a variable name after 'set', found " + describe(t));
       s->targets.push_back(t.text);
       if (peek_op(".")) {
         next();
         const Token& a = next_checked("an attribute name");
-        if (a.type != TokenType::Name) fail(a.line, "expected an attribute name after '.', found " + describe(a));
+        if (a.type != TokenType::Name)
+          fail(a.line, "expected an attribute name after '.', found " + describe(a));
         s->ns_attr = a.text;
       } else {
         while (peek_op(",")) {
           next();
           const Token& n = next_checked("a variable name");
-          if (n.type != TokenType::Name) fail(n.line, "expected a variable name, found " + describe(n));
+          if (n.type != TokenType::Name)
+            fail(n.line, "expected a variable name, found " + describe(n));
           s->targets.push_back(n.text);
         }
       }
       if (at_end()) {
-        if (s->targets.size() != 1 || !s->ns_attr.empty()) fail(seg_line_, "block '{% set %}' takes exactly one plain variable name");
+        if (s->targets.size() != 1 || !s->ns_attr.empty())
+          fail(seg_line_, "block '{% set %}' takes exactly one plain variable name");
         s->kind = StmtKind::SetBlock;
         ++si_;
         s->body = parse_nested_body();
@@ -212,13 +227,15 @@ class Parser {
       expect_op("(", "'{% macro %}'");
       while (!peek_op(")")) {
         const Token& p = next_checked("a parameter name");
-        if (p.type != TokenType::Name) fail(p.line, "expected a macro parameter name, found " + describe(p));
+        if (p.type != TokenType::Name)
+          fail(p.line, "expected a macro parameter name, found " + describe(p));
         ExprPtr def;
         if (peek_op("=")) {
           next();
           def = parse_expression(true);
         } else if (!s->params.empty() && s->params.back().second) {
-          fail(p.line, "macro parameter '" + p.text + "' without default follows one with a default");
+          fail(p.line,
+               "macro parameter '" + p.text + "' without default follows one with a default");
         }
         s->params.emplace_back(p.text, std::move(def));
         if (!peek_op(",")) break;
@@ -252,7 +269,8 @@ class Parser {
       return s;
     }
     static const std::set<std::string> kKnownUnsupported = {
-        "block", "extends", "include", "import", "from", "with", "call", "filter", "autoescape", "do", "trans", "pluralize", "endraw"};
+        "block",  "extends",    "include", "import", "from",      "with",  "call",
+        "filter", "autoescape", "do",      "trans",  "pluralize", "endraw"};
     if (kKnownUnsupported.count(kw)) fail(seg.line, "unsupported statement '{% " + kw + " %}'");
     fail(seg.line, "unknown statement '{% " + kw + " %}'");
   }
@@ -263,7 +281,8 @@ class Parser {
     if (paren) next();
     while (true) {
       const Token& t = next_checked("a loop variable name");
-      if (t.type != TokenType::Name) fail(t.line, "expected a loop variable name, found " + describe(t));
+      if (t.type != TokenType::Name)
+        fail(t.line, "expected a loop variable name, found " + describe(t));
       names.push_back(t.text);
       if (!peek_op(",")) break;
       next();
@@ -289,16 +308,23 @@ class Parser {
     if (at_end()) fail(last_line(), "expected " + what + ", found end of tag");
     return next();
   }
-  int last_line() const { return toks_->empty() ? seg_line_ : (*toks_)[std::min(ti_, toks_->size()) - (ti_ > 0 ? 1 : 0)].line; }
+  int last_line() const {
+    return toks_->empty() ? seg_line_
+                          : (*toks_)[std::min(ti_, toks_->size()) - (ti_ > 0 ? 1 : 0)].line;
+  }
   void expect_op(const char* op, const std::string& where) {
-    if (at_end()) fail(last_line(), std::string("expected '") + op + "' in " + where + ", found end of tag");
+    if (at_end())
+      fail(last_line(), std::string("expected '") + op + "' in " + where + ", found end of tag");
     const Token& t = next();
-    if (t.type != TokenType::Op || t.text != op) fail(t.line, std::string("expected '") + op + "' in " + where + ", found " + describe(t));
+    if (t.type != TokenType::Op || t.text != op)
+      fail(t.line, std::string("expected '") + op + "' in " + where + ", found " + describe(t));
   }
   void expect_name(const char* n, const std::string& where) {
-    if (at_end()) fail(last_line(), std::string("expected '") + n + "' in " + where + ", found end of tag");
+    if (at_end())
+      fail(last_line(), std::string("expected '") + n + "' in " + where + ", found end of tag");
     const Token& t = next();
-    if (t.type != TokenType::Name || t.text != n) fail(t.line, std::string("expected '") + n + "' in " + where + ", found " + describe(t));
+    if (t.type != TokenType::Name || t.text != n)
+      fail(t.line, std::string("expected '") + n + "' in " + where + ", found " + describe(t));
   }
   void expect_end(const std::string& where) {
     if (!at_end()) fail(peek()->line, "unexpected " + describe(*peek()) + " in " + where);
@@ -320,7 +346,8 @@ class Parser {
     for (const auto& kv : e->kwargs)
       if (kv.second) d = std::max(d, kv.second->depth);
     e->depth = d + 1;
-    if (e->depth > kMaxExprDepth) fail(e->line, "expression nested deeper than " + std::to_string(kMaxExprDepth));
+    if (e->depth > kMaxExprDepth)
+      fail(e->line, "expression nested deeper than " + std::to_string(kMaxExprDepth));
     return e;
   }
   ExprPtr binary(ExprKind kind, const std::string& op, ExprPtr a, ExprPtr b, int line) {
@@ -334,7 +361,8 @@ class Parser {
   struct Nest {
     Parser& p;
     Nest(Parser& parser, int line) : p(parser) {
-      if (++p.nesting_ > kMaxParseNesting) fail(line, "expression nested deeper than " + std::to_string(kMaxParseNesting));
+      if (++p.nesting_ > kMaxParseNesting)
+        fail(line, "expression nested deeper than " + std::to_string(kMaxParseNesting));
     }
     ~Nest() { --p.nesting_; }
   };
@@ -414,7 +442,8 @@ class Parser {
       std::string op;
       const Token* t = peek();
       if (!t) break;
-      if (t->type == TokenType::Op && (t->text == "==" || t->text == "!=" || t->text == "<" || t->text == ">" || t->text == "<=" || t->text == ">=")) {
+      if (t->type == TokenType::Op && (t->text == "==" || t->text == "!=" || t->text == "<" ||
+                                       t->text == ">" || t->text == "<=" || t->text == ">=")) {
         op = t->text;
         next();
       } else if (t->type == TokenType::Name && t->text == "in") {
@@ -622,9 +651,10 @@ class Parser {
     expect_op("(", "call");
     Nest guard(*this, e.line);
     while (!peek_op(")")) {
-      if (peek_op("*") || peek_op("**")) fail(peek()->line, "'*args' / '**kwargs' in calls are not supported");
-      if (peek() && peek()->type == TokenType::Name && ti_ + 1 < toks_->size() && (*toks_)[ti_ + 1].type == TokenType::Op &&
-          (*toks_)[ti_ + 1].text == "=") {
+      if (peek_op("*") || peek_op("**"))
+        fail(peek()->line, "'*args' / '**kwargs' in calls are not supported");
+      if (peek() && peek()->type == TokenType::Name && ti_ + 1 < toks_->size() &&
+          (*toks_)[ti_ + 1].type == TokenType::Op && (*toks_)[ti_ + 1].text == "=") {
         std::string key = next().text;
         next();
         e.kwargs.emplace_back(key, parse_expression(true));
@@ -650,7 +680,8 @@ class Parser {
       if (peek_op("|")) {
         int line = next().line;
         const Token& n = next_checked("a filter name after '|'");
-        if (n.type != TokenType::Name) fail(n.line, "expected a filter name after '|', found " + describe(n));
+        if (n.type != TokenType::Name)
+          fail(n.line, "expected a filter name after '|', found " + describe(n));
         auto f = node(ExprKind::Filter, line);
         f->name = n.text;
         f->args.push_back(std::move(e));
@@ -664,15 +695,19 @@ class Parser {
           t->negated = true;
         }
         const Token& n = next_checked("a test name after 'is'");
-        if (n.type != TokenType::Name) fail(n.line, "expected a test name after 'is', found " + describe(n));
+        if (n.type != TokenType::Name)
+          fail(n.line, "expected a test name after 'is', found " + describe(n));
         t->name = n.text;
         t->args.push_back(std::move(e));
         const Token* p = peek();
         if (peek_op("(")) {
           parse_call_args(*t);
-        } else if (p && (p->type == TokenType::Name || p->type == TokenType::String || p->type == TokenType::Int ||
-                         p->type == TokenType::Float || peek_op("[") || peek_op("{")) &&
-                   !peek_name("else") && !peek_name("or") && !peek_name("and") && !peek_name("if")) {
+        } else if (p &&
+                   (p->type == TokenType::Name || p->type == TokenType::String ||
+                    p->type == TokenType::Int || p->type == TokenType::Float || peek_op("[") ||
+                    peek_op("{")) &&
+                   !peek_name("else") && !peek_name("or") && !peek_name("and") &&
+                   !peek_name("if")) {
           if (peek_name("is")) fail(p->line, "tests cannot be chained with 'is'");
           t->args.push_back(parse_postfix(parse_primary()));
         }
@@ -696,6 +731,8 @@ class Parser {
 
 }  // namespace
 
-Body parse(std::vector<Segment> segments) { return Parser(std::move(segments)).parse_template(); }
+Body parse(std::vector<Segment> segments) {
+  return Parser(std::move(segments)).parse_template();
+}
 
 }  // namespace nucleus::jinja

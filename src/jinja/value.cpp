@@ -10,16 +10,21 @@ namespace nucleus::jinja {
 
 Value Value::from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return Value(None{});
-    case nlohmann::ordered_json::value_t::boolean: return Value(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return Value(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null:
+      return Value(None{});
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Value(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned: {
       uint64_t u = j.get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<double>(u));
       return Value(static_cast<int64_t>(u));
     }
-    case nlohmann::ordered_json::value_t::number_float: return Value(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return Value(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return Value(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       List l;
       l.reserve(j.size());
@@ -29,10 +34,13 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::object: {
       Dict d;
       d.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) d.emplace_back(it.key(), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it)
+        d.emplace_back(it.key(), from_json(it.value()));
       return Value(std::move(d));
     }
-    default: throw Error("jinja: cannot use a JSON value of type " + std::string(j.type_name()) + " as a template variable");
+    default:
+      throw Error("jinja: cannot use a JSON value of type " + std::string(j.type_name()) +
+                  " as a template variable");
   }
 }
 
@@ -171,13 +179,27 @@ static void json_string(std::string& out, const std::string& s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           char b[8];
@@ -200,7 +222,8 @@ static void json_dump(std::string& out, const Value& v, int indent, int level) {
   const char* item_sep = indent >= 0 ? "," : ", ";
   if (v.is_none() || v.is_undefined()) {
     // Jinja passes Undefined to json.dumps, which rejects it; None is null.
-    if (v.is_undefined()) throw Error("tojson: cannot serialize an undefined value: " + v.undefined_name());
+    if (v.is_undefined())
+      throw Error("tojson: cannot serialize an undefined value: " + v.undefined_name());
     out += "null";
   } else if (v.is_bool()) {
     out += v.as_bool() ? "true" : "false";
@@ -208,9 +231,12 @@ static void json_dump(std::string& out, const Value& v, int indent, int level) {
     out += std::to_string(v.as_int());
   } else if (v.is_float()) {
     double d = v.as_float();
-    if (std::isnan(d)) out += "NaN";
-    else if (std::isinf(d)) out += d > 0 ? "Infinity" : "-Infinity";
-    else out += format_float(d);
+    if (std::isnan(d))
+      out += "NaN";
+    else if (std::isinf(d))
+      out += d > 0 ? "Infinity" : "-Infinity";
+    else
+      out += format_float(d);
   } else if (v.is_string()) {
     json_string(out, v.as_string());
   } else if (v.is_list()) {

@@ -32,8 +32,8 @@ inline float dot(const float* q, const float* k, int64_t n) {
 
 void attention_head(const AttentionShape& shape, const float* q_head,
                     std::span<const float* const> key_blocks,
-                    std::span<const float* const> value_blocks, int64_t n_positions,
-                    int64_t head, float* out_head) {
+                    std::span<const float* const> value_blocks, int64_t n_positions, int64_t head,
+                    float* out_head) {
   const int64_t hd = shape.head_dim;
   const int64_t kv_dim = shape.n_kv_heads * hd;
   const int64_t kv_head = head / (shape.n_heads / shape.n_kv_heads);

@@ -20,7 +20,7 @@ struct AttentionShape {
 // floats. Computes head `head` only (callers parallelise over heads).
 void attention_head(const AttentionShape& shape, const float* q_head,
                     std::span<const float* const> key_blocks,
-                    std::span<const float* const> value_blocks, int64_t n_positions,
-                    int64_t head, float* out_head);
+                    std::span<const float* const> value_blocks, int64_t n_positions, int64_t head,
+                    float* out_head);
 
 }  // namespace nucleus::kernels

@@ -17,7 +17,7 @@ struct BlockQ8_0 {
   int8_t qs[kQBlock];
 };
 struct BlockQ4_0 {
-  uint16_t d;             // f16 scale
+  uint16_t d;               // f16 scale
   uint8_t qs[kQBlock / 2];  // element j in low nibble of byte j, element j+16 in its high nibble
 };
 static_assert(sizeof(BlockQ8_0) == 34);

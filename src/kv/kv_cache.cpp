@@ -90,7 +90,9 @@ void KvCache::release(SeqId seq) {
   free_seqs_.push_back(seq);
 }
 
-int64_t KvCache::length(SeqId seq) const { return seq_ref(seq).length; }
+int64_t KvCache::length(SeqId seq) const {
+  return seq_ref(seq).length;
+}
 
 void KvCache::truncate(SeqId seq, int64_t new_length) {
   Sequence& s = seq_ref(seq);
@@ -145,14 +147,20 @@ float* KvCache::slot(SeqId seq, int64_t layer, int64_t pos, int which) {
   check(pos >= 0 && pos < s.length && layer >= 0 && layer < shape_.n_layers,
         "kv cache: position or layer out of range");
   const int32_t b = s.blocks[static_cast<size_t>(pos / shape_.block_size)];
-  return block_data(b) + ((layer * 2 + which) * shape_.block_size + pos % shape_.block_size) *
-                             shape_.kv_dim;
+  return block_data(b) +
+         ((layer * 2 + which) * shape_.block_size + pos % shape_.block_size) * shape_.kv_dim;
 }
 
-float* KvCache::key(SeqId seq, int64_t layer, int64_t pos) { return slot(seq, layer, pos, 0); }
-float* KvCache::value(SeqId seq, int64_t layer, int64_t pos) { return slot(seq, layer, pos, 1); }
+float* KvCache::key(SeqId seq, int64_t layer, int64_t pos) {
+  return slot(seq, layer, pos, 0);
+}
+float* KvCache::value(SeqId seq, int64_t layer, int64_t pos) {
+  return slot(seq, layer, pos, 1);
+}
 
-std::span<const int32_t> KvCache::blocks(SeqId seq) const { return seq_ref(seq).blocks; }
+std::span<const int32_t> KvCache::blocks(SeqId seq) const {
+  return seq_ref(seq).blocks;
+}
 
 const float* KvCache::key_block(int32_t block, int64_t layer) const {
   return block_data(block) + (layer * 2) * shape_.block_size * shape_.kv_dim;

@@ -6,7 +6,8 @@ namespace nucleus {
 
 void ModelConfig::validate() const {
   auto positive = [](int64_t v, const char* name) {
-    check(v > 0, std::string("model config: ") + name + " must be positive, got " + std::to_string(v));
+    check(v > 0,
+          std::string("model config: ") + name + " must be positive, got " + std::to_string(v));
   };
   positive(dim, "embedding size");
   positive(n_layers, "layer count");
@@ -19,8 +20,8 @@ void ModelConfig::validate() const {
   check(n_heads % n_kv_heads == 0, "model config: head count " + std::to_string(n_heads) +
                                        " is not a multiple of KV head count " +
                                        std::to_string(n_kv_heads));
-  check(head_dim % 2 == 0, "model config: head size must be even for RoPE, got " +
-                               std::to_string(head_dim));
+  check(head_dim % 2 == 0,
+        "model config: head size must be even for RoPE, got " + std::to_string(head_dim));
   check(rms_eps > 0, "model config: RMS norm epsilon must be positive");
   check(rope_theta > 0, "model config: rope base must be positive");
   // Keep sizes far from overflow of 64-bit byte counts.

@@ -22,12 +22,12 @@ struct RopeScaling {
 struct ModelConfig {
   std::string arch = "llama";
   std::string format;  // "gguf", "llama2c", "safetensors"
-  int64_t dim = 0;          // embedding (hidden) size
+  int64_t dim = 0;     // embedding (hidden) size
   int64_t n_layers = 0;
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
-  int64_t head_dim = 0;     // usually dim / n_heads
-  int64_t ffn_dim = 0;      // SwiGLU hidden size
+  int64_t head_dim = 0;  // usually dim / n_heads
+  int64_t ffn_dim = 0;   // SwiGLU hidden size
   int64_t vocab_size = 0;
   int64_t context_length = 0;
   float rope_theta = 10000.0f;

@@ -63,8 +63,8 @@ Model::Model(std::shared_ptr<const ModelFile> file) : file_(std::move(file)) {
     layers_.push_back(std::move(w));
   }
   output_norm_ = vector_f32(f, "output_norm.weight", c.dim);
-  output_ = f.find("output.weight") != nullptr ? matrix(f, "output.weight", c.dim, c.vocab_size)
-                                               : emb;
+  output_ =
+      f.find("output.weight") != nullptr ? matrix(f, "output.weight", c.dim, c.vocab_size) : emb;
 }
 
 int64_t Model::weight_bytes() const {

@@ -8,7 +8,7 @@
 namespace nucleus {
 
 struct BatchRow {
-  int32_t seq = 0;     // KV-cache sequence id
+  int32_t seq = 0;  // KV-cache sequence id
   int32_t token = 0;
   bool logits = false;  // compute logits for this row
 };

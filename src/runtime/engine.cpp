@@ -13,12 +13,12 @@ namespace nucleus {
 Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
     : model_(std::move(model)),
       context_length_(options.context_length > 0 ? options.context_length
-                                                  : model_->config().context_length),
+                                                 : model_->config().context_length),
       pool_(options.threads),
-      kv_(KvCacheShape{model_->config().n_layers, model_->config().kv_dim(), options.kv_block_size,
-                       std::max<int64_t>(1, options.max_sequences) *
-                           ((context_length_ + options.kv_block_size - 1) /
-                            options.kv_block_size)}),
+      kv_(KvCacheShape{
+          model_->config().n_layers, model_->config().kv_dim(), options.kv_block_size,
+          std::max<int64_t>(1, options.max_sequences) *
+              ((context_length_ + options.kv_block_size - 1) / options.kv_block_size)}),
       rope_(model_->config(), context_length_) {
   check(options.kv_block_size > 0 && options.kv_block_size <= 256,
         "kv block size must be in [1, 256]");
@@ -27,7 +27,9 @@ Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
 void Engine::ensure_scratch(int64_t n) {
   if (n <= capacity_) return;
   const ModelConfig& c = config();
-  auto grow = [n](std::vector<float>& v, int64_t width) { v.resize(static_cast<size_t>(n * width)); };
+  auto grow = [n](std::vector<float>& v, int64_t width) {
+    v.resize(static_cast<size_t>(n * width));
+  };
   grow(x_, c.dim);
   grow(xn_, c.dim);
   grow(q_, c.q_dim());
@@ -57,9 +59,9 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
   int64_t n_logits = 0;
   for (const BatchRow& r : batch.rows) {
     check(kv_.alive(r.seq), "forward: unknown sequence " + std::to_string(r.seq));
-    check(r.token >= 0 && r.token < c.vocab_size,
-          "token id " + std::to_string(r.token) + " is out of range [0, " +
-              std::to_string(c.vocab_size) + ")");
+    check(r.token >= 0 && r.token < c.vocab_size, "token id " + std::to_string(r.token) +
+                                                      " is out of range [0, " +
+                                                      std::to_string(c.vocab_size) + ")");
     const int64_t pos = kv_.length(r.seq) + added[r.seq]++;
     check(pos < context_length_, "sequence exceeds the context length of " +
                                      std::to_string(context_length_) + " positions");
@@ -137,8 +139,8 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
       }
       for (int64_t h = 0; h < c.n_heads; ++h) {
         kernels::attention_head(ashape, q_.data() + i * qd + h * c.head_dim,
-                                {kb, static_cast<size_t>(nb)}, {vb, static_cast<size_t>(nb)},
-                                npos, h, att_.data() + i * qd + h * c.head_dim);
+                                {kb, static_cast<size_t>(nb)}, {vb, static_cast<size_t>(nb)}, npos,
+                                h, att_.data() + i * qd + h * c.head_dim);
       }
     });
     for (int64_t i = 0; i < n; ++i) {

@@ -50,8 +50,8 @@ struct OpCounters {
 // that runs forward().
 struct ActivationObserver {
   virtual ~ActivationObserver() = default;
-  virtual void on_activation(int64_t layer, std::string_view name, const float* data,
-                             int64_t rows, int64_t width) = 0;
+  virtual void on_activation(int64_t layer, std::string_view name, const float* data, int64_t rows,
+                             int64_t width) = 0;
 };
 
 class Engine {

@@ -138,13 +138,15 @@ SpmTokenizer::SpmTokenizer(const Vocab& vocab)
         while (!match.empty() && match.front() == '\n') match.remove_prefix(1);
         while (!match.empty() && match.back() == '\n') match.remove_suffix(1);
       }
-      if (!match.empty()) specials_.push_back({std::string(match), id, t == TokenType::UserDefined});
+      if (!match.empty())
+        specials_.push_back({std::string(match), id, t == TokenType::UserDefined});
     }
     // A later duplicate wins, as in llama.cpp's text-to-token map.
     index_[text_[i]] = id;
   }
-  std::stable_sort(specials_.begin(), specials_.end(),
-                   [](const Special& a, const Special& b) { return a.text.size() > b.text.size(); });
+  std::stable_sort(specials_.begin(), specials_.end(), [](const Special& a, const Special& b) {
+    return a.text.size() > b.text.size();
+  });
 
   for (int b = 0; b < 256; ++b) {
     int32_t id = find(byte_token_text(b));
@@ -177,7 +179,8 @@ std::vector<int32_t> SpmTokenizer::encode_with_specials(std::string_view text, b
   return encode_impl(text, add_bos, true);
 }
 
-std::vector<int32_t> SpmTokenizer::encode_impl(std::string_view text, bool add_bos, bool specials) const {
+std::vector<int32_t> SpmTokenizer::encode_impl(std::string_view text, bool add_bos,
+                                               bool specials) const {
   std::vector<int32_t> out;
   if (add_bos && bos_ >= 0) out.push_back(bos_);
   if (text.empty()) return out;
@@ -241,7 +244,8 @@ void SpmTokenizer::encode_piece(std::string_view text, std::vector<int32_t>& out
   std::vector<Symbol> sym;
   sym.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
-    const size_t len = std::min(utf8_char_len(static_cast<unsigned char>(text[i])), text.size() - i);
+    const size_t len =
+        std::min(utf8_char_len(static_cast<unsigned char>(text[i])), text.size() - i);
     const auto idx = static_cast<int32_t>(sym.size());
     sym.push_back({idx - 1, idx + 1, static_cast<uint32_t>(i), static_cast<uint32_t>(len)});
     i += len;

@@ -55,7 +55,7 @@ class SpmTokenizer final : public Tokenizer {
 
   std::vector<std::string> text_;  // token texts, ' ' rewritten as U+2581
   std::vector<float> scores_;
-  std::vector<TokenType> types_;   // inferred when the vocabulary has none
+  std::vector<TokenType> types_;     // inferred when the vocabulary has none
   std::vector<int16_t> byte_value_;  // Byte tokens: the byte; otherwise -1
   std::unordered_map<std::string, int32_t, Hash, std::equal_to<>> index_;
   std::array<int32_t, 256> byte_token_{};  // id emitted for a raw byte; -1: none

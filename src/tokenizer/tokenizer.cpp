@@ -1,7 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
-#include "tokenizer/spm_tokenizer.h"
 #include "tokenizer/hf_tokenizer.h"
+#include "tokenizer/spm_tokenizer.h"
 #include "util/error.h"
 
 namespace nucleus {

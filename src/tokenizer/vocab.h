@@ -22,8 +22,8 @@ struct Vocab {
   std::string model = "llama";  // tokenizer.ggml.model: "llama" (SentencePiece BPE), "gpt2", ...
   std::string pre;              // tokenizer.ggml.pre (byte-level BPE pre-tokenizer name)
   std::vector<std::string> tokens;
-  std::vector<float> scores;     // empty when the file has none
-  std::vector<TokenType> types;  // empty when the file has none
+  std::vector<float> scores;        // empty when the file has none
+  std::vector<TokenType> types;     // empty when the file has none
   std::vector<std::string> merges;  // byte-level BPE merges "a b"
   int32_t bos_id = -1;
   int32_t eos_id = -1;
