@@ -209,7 +209,11 @@ void matmul(MatmulIsa isa, const Matrix& w, const float* x, int64_t n, float* y,
   // Tasks are chunks of whole output rows (a multiple of 4, the row group of
   // the tiled kernels); about 8 per thread so a slow thread is waited on less.
   const int64_t want = (w.rows + 8 * pool.size() - 1) / (8 * pool.size());
-  job.rows_per_task = std::max<int64_t>(16, (want + 3) / 4 * 4);
+  // A task should hold enough multiply-adds to be worth waking a thread for
+  // (small models otherwise run slower on two threads than on one).
+  constexpr int64_t kMinMacsPerTask = int64_t{1} << 16;
+  const int64_t min_rows = (kMinMacsPerTask + w.cols * n - 1) / std::max<int64_t>(1, w.cols * n);
+  job.rows_per_task = std::max<int64_t>({16, (want + 3) / 4 * 4, (min_rows + 3) / 4 * 4});
   const int64_t n_tasks = (w.rows + job.rows_per_task - 1) / job.rows_per_task;
   // One reference capture keeps std::function from allocating.
   pool.parallel_for(n_tasks, [&job](int64_t task) {
