@@ -74,9 +74,9 @@ RopeTable::RopeTable(const ModelConfig& cfg, int64_t max_positions)
 }
 
 void RopeTable::apply(float* x, int64_t n_heads, int64_t pos) const {
-  check(pos >= 0 && pos < max_positions_, "position " + std::to_string(pos) +
-                                              " is beyond the context length " +
-                                              std::to_string(max_positions_));
+  if (pos < 0 || pos >= max_positions_)
+    throw Error("position " + std::to_string(pos) + " is beyond the context length " +
+                std::to_string(max_positions_));
   const int64_t half = head_dim_ / 2;
   const float* c = cos_.data() + pos * half;
   const float* s = sin_.data() + pos * half;

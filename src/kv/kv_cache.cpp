@@ -20,8 +20,8 @@ KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
 }
 
 KvCache::Sequence& KvCache::seq_ref(SeqId seq) {
-  check(seq >= 0 && static_cast<size_t>(seq) < seqs_.size() && seqs_[seq].live,
-        "kv cache: no live sequence " + std::to_string(seq));
+  if (seq < 0 || static_cast<size_t>(seq) >= seqs_.size() || !seqs_[seq].live)
+    throw Error("kv cache: no live sequence " + std::to_string(seq));
   return seqs_[static_cast<size_t>(seq)];
 }
 

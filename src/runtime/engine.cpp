@@ -1,7 +1,6 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
-#include <map>
 #include <string>
 
 #include "kernels/attention.h"
@@ -54,21 +53,26 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
   const int64_t n = static_cast<int64_t>(batch.rows.size());
   check(n > 0, "forward: empty batch");
 
-  // Validate everything before the KV cache changes.
-  std::map<int32_t, int64_t> added;
+  // Validate everything before the KV cache changes. Messages are built only
+  // on failure: this runs for every token.
+  added_.clear();
   int64_t n_logits = 0;
   for (const BatchRow& r : batch.rows) {
-    check(kv_.alive(r.seq), "forward: unknown sequence " + std::to_string(r.seq));
-    check(r.token >= 0 && r.token < c.vocab_size, "token id " + std::to_string(r.token) +
-                                                      " is out of range [0, " +
-                                                      std::to_string(c.vocab_size) + ")");
-    const int64_t pos = kv_.length(r.seq) + added[r.seq]++;
-    check(pos < context_length_, "sequence exceeds the context length of " +
-                                     std::to_string(context_length_) + " positions");
+    if (!kv_.alive(r.seq)) throw Error("forward: unknown sequence " + std::to_string(r.seq));
+    if (r.token < 0 || r.token >= c.vocab_size)
+      throw Error("token id " + std::to_string(r.token) + " is out of range [0, " +
+                  std::to_string(c.vocab_size) + ")");
+    auto it = std::find_if(added_.begin(), added_.end(),
+                           [&](const auto& e) { return e.first == r.seq; });
+    if (it == added_.end()) it = added_.insert(added_.end(), {r.seq, 0});
+    const int64_t pos = kv_.length(r.seq) + it->second++;
+    if (pos >= context_length_)
+      throw Error("sequence exceeds the context length of " + std::to_string(context_length_) +
+                  " positions");
     n_logits += r.logits ? 1 : 0;
   }
   int64_t blocks = 0;
-  for (const auto& [seq, count] : added) blocks += kv_.blocks_needed(seq, count);
+  for (const auto& [seq, count] : added_) blocks += kv_.blocks_needed(seq, count);
   check(blocks <= kv_.free_blocks(), "kv cache: not enough free blocks for this batch");
 
   ensure_scratch(n);
@@ -115,7 +119,7 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
     observe(l, "v", v_, n, kvd);
 
     // Attention: every row reads its own sequence's positions [0, pos].
-    pool_.parallel_for(n, [&](int64_t i) {
+    const auto attend = [&](int64_t i) {
       const int32_t seq = batch.rows[i].seq;
       const std::span<const int32_t> ids = kv_.blocks(seq);
       const int64_t npos = pos_[i] + 1;
@@ -142,7 +146,9 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
                                 {kb, static_cast<size_t>(nb)}, {vb, static_cast<size_t>(nb)}, npos,
                                 h, att_.data() + i * qd + h * c.head_dim);
       }
-    });
+    };
+    // One captured reference fits std::function's small buffer: no allocation.
+    pool_.parallel_for(n, [&attend](int64_t i) { attend(i); });
     for (int64_t i = 0; i < n; ++i) {
       counters_.attention_flops += 4 * c.head_dim * (pos_[i] + 1) * c.n_heads;
       counters_.kv_read_bytes += 2 * (pos_[i] + 1) * kvd * 4;

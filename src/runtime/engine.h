@@ -100,6 +100,7 @@ class Engine {
   OpCounters counters_;
   ActivationObserver* observer_ = nullptr;
   Batch scratch_batch_;
+  std::vector<std::pair<int32_t, int64_t>> added_;  // rows per sequence in a batch
   // Activations for up to capacity_ rows, reused across calls.
   int64_t capacity_ = 0;
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, out_;

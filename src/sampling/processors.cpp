@@ -34,9 +34,9 @@ std::string fmt_ids(const TokenSeq& ids) {
 // Configured ids are checked against the row at apply time: the processors do
 // not know the vocabulary size when they are built.
 void check_id(int32_t id, size_t vocab, const std::string& what) {
-  check(id >= 0 && static_cast<size_t>(id) < vocab,
-        "sampling: " + what + ": token id " + std::to_string(id) + " outside the vocabulary [0, " +
-            std::to_string(vocab) + ")");
+  if (id < 0 || static_cast<size_t>(id) >= vocab)
+    throw Error("sampling: " + what + ": token id " + std::to_string(id) +
+                " outside the vocabulary [0, " + std::to_string(vocab) + ")");
 }
 
 void check_finite_positive(double v, const char* name) {

@@ -35,8 +35,9 @@ int32_t greedy(std::span<const float> logits) {
       best_v = v;
     }
   }
-  check(best >= 0, "sampling: greedy: no candidate left (all " + std::to_string(logits.size()) +
-                       " logits are -inf or NaN)");
+  if (best < 0)
+    throw Error("sampling: greedy: no candidate left (all " + std::to_string(logits.size()) +
+                " logits are -inf or NaN)");
   return best;
 }
 
@@ -51,8 +52,9 @@ int32_t sample_from_probs(std::span<const float> probs, double u) {
       last_positive = static_cast<int32_t>(i);
     }
   }
-  check(last_positive >= 0, "sampling: no candidate left (no positive probability among " +
-                                std::to_string(probs.size()) + " tokens)");
+  if (last_positive < 0)
+    throw Error("sampling: no candidate left (no positive probability among " +
+                std::to_string(probs.size()) + " tokens)");
   const double target = u * total;
   double cum = 0.0;
   for (size_t i = 0; i < probs.size(); ++i) {

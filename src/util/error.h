@@ -13,6 +13,11 @@ class Error : public std::runtime_error {
 };
 
 // Throws Error(message) when cond is false; keeps checks on hostile input terse.
+// A literal message costs nothing when the check passes; a message built with
+// `+` is built every time, so per-token code writes `if (!cond) throw Error(...)`.
+inline void check(bool cond, const char* message) {
+  if (!cond) throw Error(message);
+}
 inline void check(bool cond, const std::string& message) {
   if (!cond) throw Error(message);
 }
