@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "util/utf8.h"
+
 namespace nucleus::unicode {
 
 // Decodes the UTF-8 character starting at s[pos]. Returns its code point and
@@ -14,7 +16,7 @@ char32_t decode_utf8(std::string_view s, size_t pos, size_t& len);
 // Length of the UTF-8 character starting at s[pos] (1 for an invalid byte).
 size_t utf8_char_len(std::string_view s, size_t pos);
 
-void append_utf8(std::string& out, char32_t cp);
+using ::nucleus::append_utf8;
 std::string to_utf8(char32_t cp);
 
 bool is_valid_utf8(std::string_view s);
