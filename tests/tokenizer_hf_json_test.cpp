@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "tokenizer/hf_tokenizer.h"
+#include "tokenizer_test_support.h"
 #include "util/error.h"
 
 namespace nucleus {
@@ -16,39 +17,11 @@ namespace {
 
 const std::string kData = std::string(NUCLEUS_TEST_DATA) + "/bpe/";
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  EXPECT_TRUE(f.good()) << path;
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using test::read_file;
 
-struct Case {
-  std::string text;
-  std::vector<int32_t> ids;
-};
-
-// .inp: strings separated by "\n__ggml_vocab_test__\n"; .out: one line of ids per string.
-std::vector<Case> load_vectors(const std::string& stem) {
-  const std::string inp = read_file(kData + stem + ".inp");
-  const std::string sep = "\n__ggml_vocab_test__\n";
-  std::vector<Case> cases;
-  for (size_t pos = 0; pos < inp.size();) {
-    size_t end = inp.find(sep, pos);
-    if (end == std::string::npos) end = inp.size();
-    cases.push_back({inp.substr(pos, end - pos), {}});
-    pos = end + sep.size();
-  }
-  std::istringstream out(read_file(kData + stem + ".out"));
-  std::string line;
-  for (auto& c : cases) {
-    EXPECT_TRUE(std::getline(out, line)) << stem << ": .out has fewer lines than .inp has strings";
-    std::istringstream ls(line);
-    int32_t id;
-    while (ls >> id) c.ids.push_back(id);
-  }
-  return cases;
+// llama.cpp's vocab test vectors: .inp strings, .out ids per string.
+std::vector<test::VectorCase> load_vectors(const std::string& stem) {
+  return test::read_vectors(kData + stem + ".inp", kData + stem + ".out");
 }
 
 std::string decode(const Tokenizer& tok, const std::vector<int32_t>& ids) {
