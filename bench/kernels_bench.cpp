@@ -20,6 +20,7 @@
 
 #include "kernels/dtype.h"
 #include "kernels/matmul.h"
+#include "kernels/quant_pack.h"
 #include "util/thread_pool.h"
 
 namespace nucleus::kernels {
@@ -58,9 +59,14 @@ void run(benchmark::State& state, DType t, Shape s, int64_t n, int threads, int 
   std::vector<float> y(static_cast<size_t>(n * s.rows));
   ThreadPool pool(threads);
   MatmulWorkspace ws;
+  // Quantized weights run repacked, as a loaded model holds them.
+  std::vector<Matrix> mats;
+  std::vector<AlignedBytes> storage(copies);
+  for (size_t c = 0; c < copies; ++c)
+    mats.push_back(pack_matrix(Matrix{t, s.rows, s.cols, w.data() + one * c}, storage[c]));
   size_t k = 0;
   for (auto _ : state) {
-    const Matrix m{t, s.rows, s.cols, w.data() + one * k};
+    const Matrix& m = mats[k];
     if (isa < 0) {
       matmul_reference(m, x.data(), n, y.data());
     } else {

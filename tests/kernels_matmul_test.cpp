@@ -13,10 +13,13 @@
 
 #include "kernels/dtype.h"
 #include "kernels/matmul.h"
+#include "kernels/quant_pack.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 
-// Counts heap allocations so a test can check that matmul makes none.
+// Counts heap allocations so a test can check that matmul makes none. The
+// replacements pair malloc with free, which GCC cannot see through inlining.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 namespace {
 std::atomic<long> g_allocations{0};
 }
@@ -239,6 +242,61 @@ TEST(Matmul, ZeroColumnsGiveZeros) {
   std::vector<float> y(6, 1.0f);
   matmul(w, nullptr, 2, y.data(), pool, ws);
   for (float v : y) EXPECT_EQ(v, 0.0f);
+}
+
+// Quantized weights reduce in the same single chain everywhere (an exact
+// integer sum per block, then one fma per block), so every SIMD path must
+// equal the scalar reference bit for bit — whether the weights come repacked
+// at load time or are repacked per call. Weight bytes include -128 (Q8_0's
+// extreme that quantize_row never writes but a file may hold) and every nibble.
+TEST(Matmul, QuantizedPathsEqualReferenceBitForBit) {
+  ThreadPool pool(2);
+  MatmulWorkspace ws;
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    for (int64_t rows : {int64_t{1}, int64_t{13}, int64_t{16}, int64_t{37}}) {
+      for (int64_t cols : {int64_t{32}, int64_t{96}, int64_t{4128}}) {
+        Weights w = random_weights(t, rows, cols, 17 + static_cast<uint32_t>(rows));
+        std::mt19937 rng(23);
+        const size_t rb = row_bytes(t, cols);
+        for (int64_t r = 0; r < rows; r += 3) {  // raw random quants in some rows
+          for (int64_t b = 0; b < cols / 32; ++b) {
+            uint8_t* blk = w.bytes.data() + r * rb + b * (t == DType::Q8_0 ? 34 : 18);
+            for (int j = 2; j < (t == DType::Q8_0 ? 34 : 18); ++j)
+              blk[j] = static_cast<uint8_t>(rng());
+            if (t == DType::Q8_0) blk[2] = 0x80;  // -128
+          }
+        }
+        AlignedBytes storage;
+        const Matrix packed = pack_matrix(w.m, storage);
+        ASSERT_NE(packed.packed, nullptr);
+        for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{8}}) {
+          const std::vector<float> x = random_x(n, cols, 29);
+          std::vector<float> ref(static_cast<size_t>(n * rows));
+          matmul_reference(w.m, x.data(), n, ref.data());
+          for (MatmulIsa isa : isas()) {
+            for (const Matrix* m : {static_cast<const Matrix*>(&w.m), &packed}) {
+              std::vector<float> y(ref.size(), -1.0f);
+              matmul(isa, *m, x.data(), n, y.data(), pool, ws);
+              ASSERT_EQ(0, std::memcmp(y.data(), ref.data(), y.size() * sizeof(float)))
+                  << label(isa, t, cols) << " rows=" << rows << " n=" << n
+                  << (m == &packed ? " packed" : " repacked per call");
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, PackRejectsFloatAndBadShapes) {
+  EXPECT_THROW(packed_layout(DType::F16, 16, 32), Error);
+  EXPECT_THROW(packed_layout(DType::Q8_0, 16, 40), Error);
+  EXPECT_THROW(packed_layout(DType::Q4_0, 0, 32), Error);
+  // 17 rows, 3 blocks: two groups, each 3 × (512 + 32) bytes rounded up to 64.
+  const PackedLayout l = packed_layout(DType::Q8_0, 17, 96);
+  EXPECT_EQ(l.groups, 2);
+  EXPECT_EQ(l.group_stride, 1664u);
+  EXPECT_EQ(l.scales_offset(), 1536u);
 }
 
 }  // namespace

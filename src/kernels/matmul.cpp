@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "kernels/dtype.h"
@@ -18,7 +19,8 @@ bool is_quantized(DType t) {
 }
 
 // Quantized weights: activations are quantized per 32-block to Q8_0 and the
-// block products are summed in integers, then scaled — as ggml does.
+// block products are summed in integers, then scaled — as ggml does — and
+// accumulated block by block with one fma each (matmul_isa.h's order).
 float dot_q8_blocks(DType t, const uint8_t* wrow, const BlockQ8_0* xq, int64_t nb) {
   float sum = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
@@ -36,7 +38,7 @@ float dot_q8_blocks(DType t, const uint8_t* wrow, const BlockQ8_0* xq, int64_t n
         isum += ((blk.qs[j] >> 4) - 8) * xq[b].qs[j + kQBlock / 2];
       }
     }
-    sum += dw * fp16_to_fp32(xq[b].d) * static_cast<float>(isum);
+    sum = std::fma(static_cast<float>(isum), dw * fp16_to_fp32(xq[b].d), sum);
   }
   return sum;
 }
@@ -101,11 +103,10 @@ namespace detail {
 
 void quantize_activation_row(const float* x, int64_t cols, uint8_t* out, int start_scale) {
   const int64_t nb = cols / kQBlock;
-  const int64_t nbp = act_blocks_padded(cols);
-  auto* scales = reinterpret_cast<float*>(out + nbp * kQBlock);
-  auto* starts = reinterpret_cast<int32_t*>(out + nbp * kQBlock * 2);
+  auto* scales = reinterpret_cast<float*>(out + nb * kQBlock);
+  auto* starts = reinterpret_cast<int32_t*>(out + nb * (kQBlock + 4));
   const __m256i ones8 = _mm256_set1_epi8(1);
-  const __m256i neg_scale16 = _mm256_set1_epi16(static_cast<int16_t>(-start_scale));
+  const __m256i ones16 = _mm256_set1_epi16(1);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 half = _mm256_set1_ps(0.5f);
   const __m256 one = _mm256_set1_ps(1.0f);
@@ -140,15 +141,13 @@ void quantize_activation_row(const float* x, int64_t cols, uint8_t* out, int sta
         _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
     const __m256i p8 = _mm256_permutevar8x32_epi32(p16, order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQBlock), p8);
-    _mm256_storeu_ps(scales + b * 8, _mm256_set1_ps(fp16_to_fp32(fp32_to_fp16(d))));
-    // |sum of 4| <= 508, times start_scale <= 128: fits int32 (and the pair sums int16).
-    const __m256i start = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, p8), neg_scale16);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(starts + b * 8), start);
-  }
-  for (int64_t b = nb; b < nbp; ++b) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQBlock), _mm256_setzero_si256());
-    _mm256_storeu_ps(scales + b * 8, _mm256_setzero_ps());
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(starts + b * 8), _mm256_setzero_si256());
+    scales[b] = fp16_to_fp32(fp32_to_fp16(d));
+    // Σ q of the block: pairs, then quads (int16 cannot overflow: |q| ≤ 127).
+    const __m256i s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, p8), ones16);
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    starts[b] = -start_scale * _mm_cvtsi128_si32(s4);
   }
 }
 
@@ -187,38 +186,59 @@ void matmul(MatmulIsa isa, const Matrix& w, const float* x, int64_t n, float* y,
   }
   struct Job {
     detail::MatmulArgs args;
-    int64_t rows_per_task;
-    void (*rows)(const detail::MatmulArgs&, int64_t, int64_t);
+    int64_t units_per_task;  // rows (float types) or 16-row groups (quantized)
+    int64_t units;
+    void (*run)(const detail::MatmulArgs&, int64_t, int64_t);
   } job;
   job.args.w = &w;
   job.args.w_stride = row_bytes(w.type, w.cols);
   job.args.x = x;
   job.args.n = n;
   job.args.y = y;
-  job.rows = isa == MatmulIsa::kAvx512 ? detail::matmul_rows_avx512 : detail::matmul_rows_avx2;
+  const bool avx512 = isa == MatmulIsa::kAvx512;
+  // A task should hold enough multiply-adds to be worth waking a thread for
+  // (small models otherwise run slower on two threads than on one), and there
+  // should be about 8 per thread so a slow thread is waited on less.
+  constexpr int64_t kMinMacsPerTask = int64_t{1} << 16;
+  const int64_t min_rows = (kMinMacsPerTask + w.cols * n - 1) / std::max<int64_t>(1, w.cols * n);
+  const int64_t want_rows = (w.rows + 8 * pool.size() - 1) / (8 * pool.size());
   if (is_quantized(w.type)) {
-    // AVX-512 offsets weights to unsigned: Q8_0 by 128, Q4_0 nibbles are already q + 8.
-    const int start_scale = isa == MatmulIsa::kAvx512 ? (w.type == DType::Q8_0 ? 128 : 8) : 0;
+    job.args.layout = packed_layout(w.type, w.rows, w.cols);
     job.args.act_stride = detail::act_row_bytes(w.cols);
-    uint8_t* act = ws.reserve(job.args.act_stride * static_cast<size_t>(n));
+    const size_t act_bytes = job.args.act_stride * static_cast<size_t>(n);
+    const size_t pack_bytes = w.packed != nullptr ? 0 : job.args.layout.bytes();
+    // 64 bytes of slack to align the repacked copy.
+    uint8_t* base = ws.reserve(act_bytes + pack_bytes + 64);
+    uint8_t* act = base;
+    job.args.packed = w.packed;
+    if (w.packed == nullptr) {
+      const auto addr = reinterpret_cast<uintptr_t>(base + act_bytes);
+      uint8_t* packed = base + act_bytes + ((64 - addr % 64) % 64);
+      pack_groups(w, 0, job.args.layout.groups, packed);
+      job.args.packed = packed;
+    }
+    // AVX-512 offsets weights to unsigned: Q8_0 by 128, Q4_0 nibbles are already q + 8.
+    const int start_scale = w.type == DType::Q4_0 ? 8 : (avx512 ? 128 : 0);
     for (int64_t r = 0; r < n; ++r)
       detail::quantize_activation_row(x + r * w.cols, w.cols, act + r * job.args.act_stride,
                                       start_scale);
     job.args.act = act;
+    job.run = avx512 ? detail::matmul_qgroups_avx512 : detail::matmul_qgroups_avx2;
+    job.units = job.args.layout.groups;
+    const int64_t min_groups = (min_rows + kPackRows - 1) / kPackRows;
+    const int64_t want_groups = (want_rows + kPackRows - 1) / kPackRows;
+    job.units_per_task = std::max<int64_t>({1, want_groups, min_groups});
+  } else {
+    job.run = avx512 ? detail::matmul_rows_avx512 : detail::matmul_rows_avx2;
+    job.units = w.rows;
+    // Whole multiples of 4 rows, the row group of the tiled kernels.
+    job.units_per_task = std::max<int64_t>({16, (want_rows + 3) / 4 * 4, (min_rows + 3) / 4 * 4});
   }
-  // Tasks are chunks of whole output rows (a multiple of 4, the row group of
-  // the tiled kernels); about 8 per thread so a slow thread is waited on less.
-  const int64_t want = (w.rows + 8 * pool.size() - 1) / (8 * pool.size());
-  // A task should hold enough multiply-adds to be worth waking a thread for
-  // (small models otherwise run slower on two threads than on one).
-  constexpr int64_t kMinMacsPerTask = int64_t{1} << 16;
-  const int64_t min_rows = (kMinMacsPerTask + w.cols * n - 1) / std::max<int64_t>(1, w.cols * n);
-  job.rows_per_task = std::max<int64_t>({16, (want + 3) / 4 * 4, (min_rows + 3) / 4 * 4});
-  const int64_t n_tasks = (w.rows + job.rows_per_task - 1) / job.rows_per_task;
+  const int64_t n_tasks = (job.units + job.units_per_task - 1) / job.units_per_task;
   // One reference capture keeps std::function from allocating.
   pool.parallel_for(n_tasks, [&job](int64_t task) {
-    const int64_t o0 = task * job.rows_per_task;
-    job.rows(job.args, o0, std::min(job.args.w->rows, o0 + job.rows_per_task));
+    const int64_t u0 = task * job.units_per_task;
+    job.run(job.args, u0, std::min(job.units, u0 + job.units_per_task));
   });
 }
 

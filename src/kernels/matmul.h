@@ -17,6 +17,10 @@ struct Matrix {
   int64_t rows = 0;               // output features
   int64_t cols = 0;               // input features (row length)
   const uint8_t* data = nullptr;  // rows × row_bytes(type, cols), row-major
+  // Q8_0/Q4_0 only: the same weights in quant_pack.h's interleaved layout
+  // (made once at load time). Without it matmul repacks into the workspace
+  // on every call — correct, but meant only for one-off uses and tests.
+  const uint8_t* packed = nullptr;
 };
 
 // Scratch memory owned by the caller and reused across calls, so the decode
@@ -32,7 +36,8 @@ struct MatmulWorkspace {
 // Uses the best instruction set this CPU offers (matmul_default_isa()).
 // Throws Error for an unsupported type, a quantized row length that is not a
 // multiple of 32, or missing data. Allocates nothing once ws has grown to the
-// largest n seen (ws holds the quantized activations for Q8_0/Q4_0 weights).
+// largest n seen (ws holds the quantized activations for Q8_0/Q4_0 weights,
+// and their repacked copy when w.packed is null).
 void matmul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool,
             MatmulWorkspace& ws);
 

@@ -65,6 +65,14 @@ Model::Model(std::shared_ptr<const ModelFile> file) : file_(std::move(file)) {
   output_norm_ = vector_f32(f, "output_norm.weight", c.dim);
   output_ =
       f.find("output.weight") != nullptr ? matrix(f, "output.weight", c.dim, c.vocab_size) : emb;
+  auto pack = [this](kernels::Matrix& m) {
+    packed_.emplace_back();
+    m = kernels::pack_matrix(m, packed_.back());
+  };
+  for (LayerWeights& w : layers_) {
+    for (kernels::Matrix* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) pack(*m);
+  }
+  pack(output_);
 }
 
 int64_t Model::weight_bytes() const {

@@ -1,12 +1,15 @@
 #pragma once
 // A model ready to run: its configuration and typed views of every weight the
-// forward pass needs. Matrices stay where the file put them (mmap); only the
-// small 1-D tensors (norms, biases) are converted to float here.
+// forward pass needs. Float matrices stay where the file put them (mmap);
+// Q8_0/Q4_0 matrices are repacked once into the interleaved layout the
+// kernels stream (kernels/quant_pack.h); the small 1-D tensors (norms,
+// biases) are converted to float here.
 #include <memory>
 #include <vector>
 
 #include "formats/model_file.h"
 #include "kernels/matmul.h"
+#include "kernels/quant_pack.h"
 #include "model/config.h"
 
 namespace nucleus {
@@ -42,6 +45,7 @@ class Model {
   std::vector<LayerWeights> layers_;
   std::vector<float> output_norm_;
   kernels::Matrix output_;
+  std::vector<kernels::AlignedBytes> packed_;  // storage of repacked matrices
 };
 
 }  // namespace nucleus

@@ -1,0 +1,90 @@
+#include "kernels/quant_pack.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "kernels/dtype.h"
+#include "util/error.h"
+
+namespace nucleus::kernels {
+
+PackedLayout packed_layout(DType t, int64_t rows, int64_t cols) {
+  if (t != DType::Q8_0 && t != DType::Q4_0) {
+    std::string msg = "pack: ";
+    msg += dtype_name(t);
+    msg += " weights are not repacked (only Q8_0 and Q4_0)";
+    throw Error(msg);
+  }
+  if (cols <= 0 || cols % kQBlock != 0 || rows <= 0) {
+    std::string msg = "pack: bad matrix shape ";
+    msg += std::to_string(rows);
+    msg += " x ";
+    msg += std::to_string(cols);
+    throw Error(msg);
+  }
+  PackedLayout l;
+  l.groups = (rows + kPackRows - 1) / kPackRows;
+  l.blocks = cols / kQBlock;
+  l.block_bytes = t == DType::Q8_0 ? 512 : 256;
+  const size_t raw = (l.block_bytes + 2 * kPackRows) * static_cast<size_t>(l.blocks);
+  l.group_stride = (raw + 63) / 64 * 64;
+  return l;
+}
+
+void pack_groups(const Matrix& w, int64_t g0, int64_t g1, uint8_t* out) {
+  const PackedLayout l = packed_layout(w.type, w.rows, w.cols);
+  const size_t stride = row_bytes(w.type, w.cols);
+  for (int64_t g = g0; g < g1; ++g) {
+    uint8_t* dst = out + static_cast<size_t>(g) * l.group_stride;
+    std::memset(dst, 0, l.group_stride);
+    auto* scales = reinterpret_cast<uint16_t*>(dst + l.scales_offset());
+    for (int r = 0; r < kPackRows; ++r) {
+      const int64_t row = g * kPackRows + r;
+      const bool real = row < w.rows;
+      const uint8_t* src = real ? w.data + static_cast<size_t>(row) * stride : nullptr;
+      for (int64_t b = 0; b < l.blocks; ++b) {
+        uint8_t* blk = dst + static_cast<size_t>(b) * l.block_bytes;
+        if (w.type == DType::Q8_0) {
+          const BlockQ8_0* q = real ? reinterpret_cast<const BlockQ8_0*>(src) + b : nullptr;
+          scales[b * kPackRows + r] = real ? q->d : 0;
+          for (int e = 0; e < kQBlock; ++e) {
+            const uint8_t v = real ? static_cast<uint8_t>(q->qs[e]) : 0;
+            blk[(e / 4) * 64 + 4 * r + e % 4] = v ^ 0x80;
+          }
+        } else {
+          const BlockQ4_0* q = real ? reinterpret_cast<const BlockQ4_0*>(src) + b : nullptr;
+          scales[b * kPackRows + r] = real ? q->d : 0;
+          for (int e = 0; e < kQBlock / 2; ++e) {
+            // Stored byte e holds element e (low nibble) and e + 16 (high).
+            const uint8_t v = real ? q->qs[e] : 0x88;
+            blk[(e / 4) * 64 + 4 * r + e % 4] = v;
+          }
+        }
+      }
+    }
+  }
+}
+
+void FreeDeleter::operator()(uint8_t* p) const {
+  std::free(p);
+}
+
+AlignedBytes aligned_bytes(size_t n) {
+  const size_t rounded = (n + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (p == nullptr) throw Error("pack: out of memory for " + std::to_string(n) + " bytes");
+  return AlignedBytes(static_cast<uint8_t*>(p));
+}
+
+Matrix pack_matrix(const Matrix& w, AlignedBytes& storage) {
+  if (w.type != DType::Q8_0 && w.type != DType::Q4_0) return w;
+  const PackedLayout l = packed_layout(w.type, w.rows, w.cols);
+  storage = aligned_bytes(l.bytes());
+  pack_groups(w, 0, l.groups, storage.get());
+  Matrix m = w;
+  m.packed = storage.get();
+  return m;
+}
+
+}  // namespace nucleus::kernels
