@@ -16,6 +16,10 @@ const TensorView* ModelFile::find(const std::string& name) const {
   return it == tensors.end() ? nullptr : &it->second;
 }
 
+void ModelFile::release_pages(const uint8_t* p, size_t n) const {
+  for (const auto& m : mappings) m->release(p, n);
+}
+
 const TensorView& ModelFile::get(const std::string& name) const {
   const TensorView* t = find(name);
   if (t == nullptr) throw Error("model has no tensor '" + name + "'");

@@ -33,6 +33,9 @@ struct ModelFile {
   const TensorView* find(const std::string& name) const;
   // Throws Error naming the tensor when absent.
   const TensorView& get(const std::string& name) const;
+  // Drops a tensor's mapped pages from memory once it has been copied
+  // elsewhere (no effect on owned memory). The view stays valid.
+  void release_pages(const uint8_t* p, size_t n) const;
 };
 
 struct LoadOptions {

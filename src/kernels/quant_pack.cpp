@@ -37,29 +37,44 @@ void pack_groups(const Matrix& w, int64_t g0, int64_t g1, uint8_t* out) {
   const size_t stride = row_bytes(w.type, w.cols);
   for (int64_t g = g0; g < g1; ++g) {
     uint8_t* dst = out + static_cast<size_t>(g) * l.group_stride;
-    std::memset(dst, 0, l.group_stride);
+    // A partial group's missing rows keep zero scales; the alignment tail is zero.
+    const size_t used = l.scales_offset() + 2 * kPackRows * static_cast<size_t>(l.blocks);
+    if ((g + 1) * kPackRows > w.rows) {
+      std::memset(dst, 0, l.group_stride);
+    } else {
+      std::memset(dst + used, 0, l.group_stride - used);
+    }
     auto* scales = reinterpret_cast<uint16_t*>(dst + l.scales_offset());
     for (int r = 0; r < kPackRows; ++r) {
       const int64_t row = g * kPackRows + r;
       const bool real = row < w.rows;
       const uint8_t* src = real ? w.data + static_cast<size_t>(row) * stride : nullptr;
       for (int64_t b = 0; b < l.blocks; ++b) {
-        uint8_t* blk = dst + static_cast<size_t>(b) * l.block_bytes;
+        uint8_t* blk = dst + static_cast<size_t>(b) * l.block_bytes + 4 * r;
+        // 4 consecutive elements of the row go to one lane of a 64-byte chunk.
         if (w.type == DType::Q8_0) {
-          const BlockQ8_0* q = real ? reinterpret_cast<const BlockQ8_0*>(src) + b : nullptr;
-          scales[b * kPackRows + r] = real ? q->d : 0;
-          for (int e = 0; e < kQBlock; ++e) {
-            const uint8_t v = real ? static_cast<uint8_t>(q->qs[e]) : 0;
-            blk[(e / 4) * 64 + 4 * r + e % 4] = v ^ 0x80;
+          if (!real) {
+            for (int k = 0; k < 8; ++k) std::memset(blk + 64 * k, 0x80, 4);
+            continue;
+          }
+          const BlockQ8_0* q = reinterpret_cast<const BlockQ8_0*>(src) + b;
+          scales[b * kPackRows + r] = q->d;
+          for (int k = 0; k < 8; ++k) {
+            uint32_t v;
+            std::memcpy(&v, q->qs + 4 * k, 4);
+            v ^= 0x80808080u;
+            std::memcpy(blk + 64 * k, &v, 4);
           }
         } else {
-          const BlockQ4_0* q = real ? reinterpret_cast<const BlockQ4_0*>(src) + b : nullptr;
-          scales[b * kPackRows + r] = real ? q->d : 0;
-          for (int e = 0; e < kQBlock / 2; ++e) {
-            // Stored byte e holds element e (low nibble) and e + 16 (high).
-            const uint8_t v = real ? q->qs[e] : 0x88;
-            blk[(e / 4) * 64 + 4 * r + e % 4] = v;
+          if (!real) {
+            for (int m = 0; m < 4; ++m) std::memset(blk + 64 * m, 0x88, 4);
+            continue;
           }
+          // Stored byte e holds element e (low nibble) and e + 16 (high):
+          // already the pairing of chunk m = e / 4.
+          const BlockQ4_0* q = reinterpret_cast<const BlockQ4_0*>(src) + b;
+          scales[b * kPackRows + r] = q->d;
+          for (int m = 0; m < 4; ++m) std::memcpy(blk + 64 * m, q->qs + 4 * m, 4);
         }
       }
     }

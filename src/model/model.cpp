@@ -65,9 +65,12 @@ Model::Model(std::shared_ptr<const ModelFile> file) : file_(std::move(file)) {
   output_norm_ = vector_f32(f, "output_norm.weight", c.dim);
   output_ =
       f.find("output.weight") != nullptr ? matrix(f, "output.weight", c.dim, c.vocab_size) : emb;
+  // The file's copy of a repacked matrix is not read again (the embedding
+  // rows of a tied output still are, and fault back in from the file).
   auto pack = [this](kernels::Matrix& m) {
     packed_.emplace_back();
     m = kernels::pack_matrix(m, packed_.back());
+    if (m.packed != nullptr) file_->release_pages(m.data, row_bytes(m.type, m.cols) * m.rows);
   };
   for (LayerWeights& w : layers_) {
     for (kernels::Matrix* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) pack(*m);
