@@ -1,8 +1,11 @@
 #include "kernels/ops.h"
 
+#include <immintrin.h>
+
 #include <cmath>
 #include <numbers>
 
+#include "kernels/vec_math.h"
 #include "util/error.h"
 
 namespace nucleus::kernels {
@@ -14,10 +17,27 @@ void rmsnorm(float* out, const float* x, const float* weight, int64_t dim, float
   for (int64_t i = 0; i < dim; ++i) out[i] = weight[i] * (x[i] * inv);
 }
 
+// Every element goes through exp8 (the tail through a padded copy), so a
+// value never depends on where it sits in the batch.
 void swiglu(float* out, const float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  auto eight = [&](const float* g8, const float* u8, float* o8) {
+    const __m256 g = _mm256_loadu_ps(g8);
+    const __m256 e = exp8(_mm256_xor_ps(g, sign));
+    _mm256_storeu_ps(o8,
+                     _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(u8)));
+  };
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) eight(gate + i, up + i, out + i);
+  if (i < n) {
+    float g[8] = {}, u[8] = {}, o[8];
+    for (int64_t t = i; t < n; ++t) {
+      g[t - i] = gate[t];
+      u[t - i] = up[t];
+    }
+    eight(g, u, o);
+    for (int64_t t = i; t < n; ++t) out[t] = o[t - i];
   }
 }
 

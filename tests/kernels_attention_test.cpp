@@ -1,0 +1,108 @@
+// The vectorised exp against std::exp, and attention_head against a direct
+// double-precision softmax(q·K/√d)·V computed here from the definition.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/vec_math.h"
+#include "util/error.h"
+
+namespace nucleus::kernels {
+namespace {
+
+TEST(VecMath, ExpIsWithinTwoUlpOfStdExp) {
+  double worst = 0.0;
+  float worst_x = 0.0f;
+  for (int i = 0; i <= 1 << 20; i += 8) {
+    alignas(32) float x[8], y[8];
+    for (int t = 0; t < 8; ++t) x[t] = -87.0f + 175.0f * static_cast<float>(i + t) / (1 << 20);
+    _mm256_store_ps(y, exp8(_mm256_load_ps(x)));
+    for (int t = 0; t < 8; ++t) {
+      const double ref = std::exp(static_cast<double>(x[t]));
+      // Relative error in units of the float spacing at ref.
+      const double ulp = std::ldexp(1.0, std::ilogb(ref) - 23);
+      const double err = std::fabs(y[t] - ref) / ulp;
+      if (err > worst) {
+        worst = err;
+        worst_x = x[t];
+      }
+    }
+  }
+  std::printf("exp8: worst error %.3f ulp at x = %g\n", worst, static_cast<double>(worst_x));
+  EXPECT_LE(worst, 2.0) << "at x = " << worst_x;
+  alignas(32) float x[8] = {0.0f, -1e-30f, 1.0f, -1.0f, -200.0f, 200.0f, -87.3f, 88.0f}, y[8];
+  _mm256_store_ps(y, exp8(_mm256_load_ps(x)));
+  EXPECT_EQ(y[0], 1.0f);
+  EXPECT_EQ(y[1], 1.0f);
+  EXPECT_NEAR(y[2], 2.7182817f, 3e-7f);
+  EXPECT_LT(y[4], 1e-37f);  // clamped: ~exp(-87.3), negligible in any sum
+  EXPECT_GT(y[5], 1e38f);
+}
+
+struct Case {
+  int64_t n_heads, n_kv_heads, head_dim, positions;
+};
+
+TEST(Attention, MatchesDirectSoftmaxInDouble) {
+  const int64_t block = 16;
+  for (const Case& c :
+       {Case{4, 2, 64, 1}, Case{4, 2, 64, 3}, Case{4, 2, 64, 16}, Case{4, 2, 64, 17},
+        Case{8, 2, 64, 100}, Case{2, 1, 128, 37}, Case{3, 3, 6, 21}, Case{2, 2, 12, 33}}) {
+    std::mt19937 rng(static_cast<uint32_t>(c.positions * 131 + c.head_dim));
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+    const int64_t nb = (c.positions + block - 1) / block;
+    std::vector<std::vector<float>> kblk(nb), vblk(nb);
+    std::vector<const float*> kp, vp;
+    for (int64_t b = 0; b < nb; ++b) {
+      kblk[b].resize(block * kv_dim);
+      vblk[b].resize(block * kv_dim);
+      for (auto& v : kblk[b]) v = 2.0f * dist(rng);  // spread scores out
+      for (auto& v : vblk[b]) v = dist(rng);
+      kp.push_back(kblk[b].data());
+      vp.push_back(vblk[b].data());
+    }
+    std::vector<float> q(c.n_heads * c.head_dim);
+    for (auto& v : q) v = dist(rng);
+    const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, block};
+    for (int64_t h = 0; h < c.n_heads; ++h) {
+      std::vector<float> out(c.head_dim, -1.0f);
+      attention_head(shape, q.data() + h * c.head_dim, kp, vp, c.positions, h, out.data());
+      const int64_t kvh = h / (c.n_heads / c.n_kv_heads);
+      std::vector<double> s(c.positions);
+      double mx = -1e300;
+      for (int64_t p = 0; p < c.positions; ++p) {
+        const float* k = kblk[p / block].data() + (p % block) * kv_dim + kvh * c.head_dim;
+        double dot = 0.0;
+        for (int64_t d = 0; d < c.head_dim; ++d) dot += double{q[h * c.head_dim + d]} * k[d];
+        s[p] = dot / std::sqrt(static_cast<double>(c.head_dim));
+        mx = std::max(mx, s[p]);
+      }
+      double z = 0.0;
+      for (double& v : s) z += (v = std::exp(v - mx));
+      for (int64_t d = 0; d < c.head_dim; ++d) {
+        double ref = 0.0;
+        for (int64_t p = 0; p < c.positions; ++p)
+          ref += s[p] / z * vblk[p / block][(p % block) * kv_dim + kvh * c.head_dim + d];
+        ASSERT_NEAR(out[d], ref, 2e-6)
+            << "heads " << c.n_heads << " hd " << c.head_dim << " positions " << c.positions
+            << " head " << h << " d " << d;
+      }
+    }
+  }
+}
+
+TEST(Attention, RejectsBlockSizeBeyondItsScratch) {
+  std::vector<float> k(300 * 8), v(300 * 8), q(8), out(8);
+  const float* kp[] = {k.data()};
+  const float* vp[] = {v.data()};
+  EXPECT_THROW(attention_head(AttentionShape{1, 1, 8, 300}, q.data(), kp, vp, 10, 0, out.data()),
+               Error);
+}
+
+}  // namespace
+}  // namespace nucleus::kernels
