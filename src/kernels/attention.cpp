@@ -65,23 +65,41 @@ inline __m256 dot8(const float* q, const float* k, int64_t stride, int64_t n) {
   return _mm256_add_ps(_mm256_shuffle_ps(c01, c23, 0x88), _mm256_shuffle_ps(c01, c23, 0xdd));
 }
 
-// acc (W registers, values d0 .. d0+8W of the output) = acc·correction +
-// Σ_j p_j·v_j in j order, one fma each.
+// out[d0 .. d0+8W) = out·correction + Σ_j p_j·v_j, one fma per term, the
+// even-numbered positions of the block into one sum and the odd-numbered into
+// a second, added at the end: two chains halve the FMA latency each block
+// waits on. The split depends only on the position, so a row gets the same
+// bits in prefill and decode.
 template <int W>
 inline void accumulate_values(float* out, const float* probs, const float* vb, int64_t kv_dim,
                               int64_t n, float correction) {
-  __m256 acc[W];
+  __m256 even[W], odd[W];
   const __m256 cv = _mm256_set1_ps(correction);
 #pragma GCC unroll 8
-  for (int t = 0; t < W; ++t) acc[t] = _mm256_mul_ps(_mm256_loadu_ps(out + 8 * t), cv);
-  for (int64_t j = 0; j < n; ++j) {
-    const __m256 p = _mm256_set1_ps(probs[j]);
-    const float* v = vb + j * kv_dim;
+  for (int t = 0; t < W; ++t) {
+    even[t] = _mm256_mul_ps(_mm256_loadu_ps(out + 8 * t), cv);
+    odd[t] = _mm256_setzero_ps();
+  }
+  int64_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    const __m256 p0 = _mm256_set1_ps(probs[j]);
+    const __m256 p1 = _mm256_set1_ps(probs[j + 1]);
+    const float* v0 = vb + j * kv_dim;
+    const float* v1 = v0 + kv_dim;
 #pragma GCC unroll 8
-    for (int t = 0; t < W; ++t) acc[t] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * t), acc[t]);
+    for (int t = 0; t < W; ++t) {
+      even[t] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * t), even[t]);
+      odd[t] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * t), odd[t]);
+    }
+  }
+  if (j < n) {
+    const __m256 p0 = _mm256_set1_ps(probs[j]);
+    const float* v0 = vb + j * kv_dim;
+#pragma GCC unroll 8
+    for (int t = 0; t < W; ++t) even[t] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * t), even[t]);
   }
 #pragma GCC unroll 8
-  for (int t = 0; t < W; ++t) _mm256_storeu_ps(out + 8 * t, acc[t]);
+  for (int t = 0; t < W; ++t) _mm256_storeu_ps(out + 8 * t, _mm256_add_ps(even[t], odd[t]));
 }
 
 }  // namespace
@@ -115,8 +133,19 @@ void attention_head(const AttentionShape& shape, const float* q_head,
         _mm256_store_ps(scores + j, dot8(q_head, kb + j * kv_dim, kv_dim, hd));
     }
     for (; j < n; ++j) scores[j] = dot(q_head, kb + j * kv_dim, hd);
+    // Max is exact, so lanes may find it in any order.
+    __m256 vmax = _mm256_set1_ps(running_max);
+    const __m256 sv = _mm256_set1_ps(scale);
+    for (j = 0; j + 8 <= n; j += 8) {
+      const __m256 x = _mm256_mul_ps(_mm256_load_ps(scores + j), sv);
+      _mm256_store_ps(scores + j, x);
+      vmax = _mm256_max_ps(vmax, x);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, vmax);
     float block_max = running_max;
-    for (j = 0; j < n; ++j) {
+    for (float v : lanes) block_max = std::max(block_max, v);
+    for (; j < n; ++j) {
       scores[j] *= scale;
       block_max = std::max(block_max, scores[j]);
     }
@@ -135,17 +164,20 @@ void attention_head(const AttentionShape& shape, const float* q_head,
     }
     for (j = 0; j < n; ++j) denom += probs[j];
     if (vec) {
-      // Up to 64 output values stay in registers while the block's values pass.
+      // 32 output values at a time stay in registers while the block's values pass.
       int64_t d0 = 0;
-      for (; d0 + 64 <= hd; d0 += 64)
-        accumulate_values<8>(out_head + d0, probs, vb + d0, kv_dim, n, correction);
+      for (; d0 + 32 <= hd; d0 += 32)
+        accumulate_values<4>(out_head + d0, probs, vb + d0, kv_dim, n, correction);
       for (; d0 < hd; d0 += 8)
         accumulate_values<1>(out_head + d0, probs, vb + d0, kv_dim, n, correction);
     } else {
-      for (int64_t d = 0; d < hd; ++d) out_head[d] *= correction;
-      for (j = 0; j < n; ++j) {
-        const float* v = vb + j * kv_dim;
-        for (int64_t d = 0; d < hd; ++d) out_head[d] = std::fma(probs[j], v[d], out_head[d]);
+      for (int64_t d = 0; d < hd; ++d) {
+        float even = out_head[d] * correction, odd = 0.0f;
+        for (j = 0; j < n; ++j) {
+          float& acc = j % 2 == 0 ? even : odd;
+          acc = std::fma(probs[j], vb[j * kv_dim + d], acc);
+        }
+        out_head[d] = even + odd;
       }
     }
     running_max = block_max;
