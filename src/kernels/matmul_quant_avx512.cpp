@@ -24,7 +24,7 @@ namespace {
 // Tile: kG row groups (16 rows each) × kC activation rows; kG·kC int and
 // kG·kC float accumulators stay in registers.
 constexpr int kG = 2;
-constexpr int kC = 6;
+constexpr int kC = 5;
 
 inline __m512i bcast32(const uint8_t* p) {
   int32_t v;
