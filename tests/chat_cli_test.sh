@@ -39,4 +39,24 @@ for f in config.json model.safetensors tokenizer.json; do ln -s "$PWD/data/hf/st
 cp data/hf/stories260K-hf/tokenizer_config.json "$tmp/plain/"
 if err="$("$nucleus" chat -m "$tmp/plain" --message hi 2>&1 >/dev/null)"; then fail "accepted a config without chat_template"; fi
 [[ "$(wc -l <<<"$err")" -eq 1 && "$err" == error:* ]] || fail "not a one-line error: $err"
+# The template travels into GGUF (tokenizer.chat_template) and is used from
+# there when no tokenizer_config.json lies beside the file; BOS/EOS texts come
+# from the GGUF vocabulary, so the rendering is the same as above.
+mkdir "$tmp/gguf"
+"$nucleus" convert "$tmp" -o "$tmp/gguf/m.gguf" --type f32 2>/dev/null
+"$nucleus" chat -m "$tmp/gguf/m.gguf" --system "Be brief" --message "Hi" -n 4 --show-prompt \
+  >"$tmp/out3.txt" 2>"$tmp/err3.txt"
+prompt3="$(python3 -c '
+import sys
+t = open(sys.argv[1]).read()
+a = t.index("--- prompt ---\n") + len("--- prompt ---\n")
+b = t.index("\n--- end ---")
+sys.stdout.write(t[a:b])' "$tmp/err3.txt")"
+[[ "$prompt3" == "${expected%$'\n'}" ]] || fail "GGUF template renders differently: $(printf '%q' "$prompt3")"
+
+# A GGUF without a template and without a config beside it: one-line error.
+mkdir "$tmp/bare"
+ln -s "$PWD/../models/stories260K.gguf" "$tmp/bare/m.gguf"
+if err="$("$nucleus" chat -m "$tmp/bare/m.gguf" --message hi 2>&1 >/dev/null)"; then fail "chat without any template"; fi
+[[ "$(wc -l <<<"$err")" -eq 1 && "$err" == *"no chat template"* ]] || fail "not a one-line error: $err"
 echo "chat ok"

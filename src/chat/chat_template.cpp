@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "jinja/jinja.h"
 #include "util/error.h"
@@ -105,6 +106,21 @@ std::string render_chat(const ChatTemplate& tmpl, const std::vector<ChatMessage>
   }
 }
 
+ChatTemplate make_chat_template(std::string source, std::string bos_token, std::string eos_token,
+                                std::string origin) {
+  ChatTemplate out;
+  out.origin = std::move(origin);
+  out.source = std::move(source);
+  out.bos_token = std::move(bos_token);
+  out.eos_token = std::move(eos_token);
+  try {
+    out.compiled = std::make_shared<const jinja::Template>(out.source, hf_options());
+  } catch (const Error& e) {
+    throw Error(out.origin + ": chat_template: " + e.what());
+  }
+  return out;
+}
+
 ChatTemplate load_chat_template(const std::string& path) {
   nlohmann::ordered_json cfg;
   try {
@@ -147,14 +163,8 @@ ChatTemplate load_chat_template(const std::string& path) {
       throw Error(path + ": no 'chat_template' field (and no chat_template.jinja beside it)");
     out.source = read_file(sibling.string());
   }
-  out.bos_token = token_field(cfg, "bos_token", path);
-  out.eos_token = token_field(cfg, "eos_token", path);
-  try {
-    out.compiled = std::make_shared<const jinja::Template>(out.source, hf_options());
-  } catch (const Error& e) {
-    throw Error(path + ": chat_template: " + e.what());
-  }
-  return out;
+  return make_chat_template(std::move(out.source), token_field(cfg, "bos_token", path),
+                            token_field(cfg, "eos_token", path), path);
 }
 
 }  // namespace nucleus

@@ -50,4 +50,10 @@ std::string render_chat(
 // has the wrong type, and for template syntax errors.
 ChatTemplate load_chat_template(const std::string& tokenizer_config_json_path);
 
+// A template given as text (e.g. a GGUF file's tokenizer.chat_template, whose
+// BOS/EOS texts come from the vocabulary). `origin` names it in errors.
+// Throws Error for template syntax errors.
+ChatTemplate make_chat_template(std::string source, std::string bos_token, std::string eos_token,
+                                std::string origin);
+
 }  // namespace nucleus

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "chat/chat_template.h"
 #include "cli/common.h"
@@ -23,6 +24,8 @@ struct ChatOpts {
   bool show_prompt = false;
 };
 
+// The tokenizer_config.json to read the template from: --template-config, or
+// the one beside the model; "" when neither exists.
 std::string find_template_config(const ChatOpts& o) {
   if (!o.template_config.empty()) return o.template_config;
   namespace fs = std::filesystem;
@@ -30,10 +33,20 @@ std::string find_template_config(const ChatOpts& o) {
   const fs::path model(o.model.model_path());
   const fs::path dir = fs::is_directory(model, ec) ? model : model.parent_path();
   const fs::path cfg = dir / "tokenizer_config.json";
-  check(fs::is_regular_file(cfg, ec),
-        "no chat template: " + cfg.string() +
-            " does not exist (give a tokenizer_config.json with --template-config)");
-  return cfg.string();
+  return fs::is_regular_file(cfg, ec) ? cfg.string() : "";
+}
+
+// Without a tokenizer_config.json, a GGUF file's own tokenizer.chat_template,
+// with BOS/EOS texts taken from its vocabulary.
+ChatTemplate template_from_model(const ChatOpts& o, const ModelFile& f) {
+  const Vocab& v = f.vocab;
+  if (v.chat_template.empty())
+    throw Error("no chat template: " + o.model.model_path() +
+                " has no tokenizer.chat_template and there is no tokenizer_config.json beside "
+                "it (give one with --template-config)");
+  auto text = [&](int32_t id) { return id >= 0 && id < v.size() ? v.tokens[id] : std::string(); };
+  return make_chat_template(v.chat_template, text(v.bos_id), text(v.eos_id),
+                            o.model.model_path() + ": tokenizer.chat_template");
 }
 
 // Token id of a special token's text, or -1.
@@ -45,8 +58,12 @@ int32_t special_id(const Tokenizer& tok, const std::string& text) {
 
 int run_chat(ChatOpts& o) {
   sampling::GenerationConfig cfg = o.gen.resolve(o.model.model_path());
-  const ChatTemplate tmpl = load_chat_template(find_template_config(o));
+  // A template file is read before the model so that its errors come first.
+  const std::string config = find_template_config(o);
+  std::optional<ChatTemplate> from_config;
+  if (!config.empty()) from_config = load_chat_template(config);
   LoadedModel m = load_model(o.model);
+  const ChatTemplate tmpl = from_config ? *from_config : template_from_model(o, *m.file);
   const Tokenizer& tok = m.need_tokenizer();
   // The turn ends at the template's EOS token too (e.g. <|eot_id|>, <|im_end|>).
   const int32_t eot = special_id(tok, tmpl.eos_token);
@@ -100,7 +117,8 @@ Command add_chat(CLI::App& app) {
   sub->add_option("--message", o->message, "one user turn; without it, read turns from stdin");
   sub->add_option("--system", o->system, "system message");
   sub->add_option("--template-config", o->template_config,
-                  "tokenizer_config.json holding chat_template (default: beside the model)");
+                  "tokenizer_config.json holding chat_template (default: beside the model, else "
+                  "the GGUF file's tokenizer.chat_template)");
   sub->add_flag("--show-prompt", o->show_prompt, "print the rendered prompt on stderr");
   o->gen.add_to(sub);
   return {sub, [o] { return run_chat(*o); }};

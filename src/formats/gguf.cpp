@@ -744,6 +744,7 @@ Vocab gguf_vocab(const GgufFile& g) {
   if (auto b = g.find_bool("tokenizer.ggml.add_bos_token")) v.add_bos = *b;
   if (auto b = g.find_bool("tokenizer.ggml.add_eos_token")) v.add_eos = *b;
   if (auto b = g.find_bool("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = *b;
+  v.chat_template = g.find_string("tokenizer.chat_template").value_or("");
   return v;
 }
 

@@ -180,6 +180,7 @@ void add_vocab_metadata(GgufWriter& w, const Vocab& v, const ModelConfig& c) {
   id("tokenizer.ggml.padding_token_id", v.pad_id);
   w.add_bool("tokenizer.ggml.add_bos_token", v.add_bos);
   w.add_bool("tokenizer.ggml.add_eos_token", v.add_eos);
+  if (!v.chat_template.empty()) w.add_string("tokenizer.chat_template", v.chat_template);
 }
 
 // Llama 3's frequency-dependent RoPE scaling as llama.cpp stores it: one

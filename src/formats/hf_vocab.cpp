@@ -67,6 +67,19 @@ void apply_tokenizer_config(Vocab& v, const std::map<std::string, int32_t>& id_o
     v.add_bos = c["add_bos_token"];
   if (c.contains("add_eos_token") && c["add_eos_token"].is_boolean())
     v.add_eos = c["add_eos_token"];
+  // The chat template travels into GGUF as tokenizer.chat_template; a list of
+  // named templates contributes its "default" entry.
+  if (c.contains("chat_template")) {
+    const json& t = c["chat_template"];
+    if (t.is_string()) {
+      v.chat_template = t.get<std::string>();
+    } else if (t.is_array()) {
+      for (const json& e : t)
+        if (e.is_object() && e.value("name", "") == "default" && e.contains("template") &&
+            e["template"].is_string())
+          v.chat_template = e["template"].get<std::string>();
+    }
+  }
 }
 
 // The first special token of the post-processor's single-sequence template,

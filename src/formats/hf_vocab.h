@@ -17,8 +17,9 @@ namespace nucleus {
 //   merge rank). tokenizer.json drops the scores, and this reproduces
 //   llama.cpp's conversion of the original tokenizer.model exactly where the
 //   model used trained pieces only.
-// tokenizer_config_path (may be empty) supplies bos/eos/unk tokens and
-// add_bos_token / add_eos_token. Other tokenizer kinds throw Error.
+// tokenizer_config_path (may be empty) supplies bos/eos/unk tokens,
+// add_bos_token / add_eos_token and the chat template. Other tokenizer kinds
+// throw Error.
 Vocab read_spm_vocab_from_tokenizer_json(const std::string& tokenizer_json_path,
                                          const std::string& tokenizer_config_path);
 

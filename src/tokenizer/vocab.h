@@ -32,6 +32,8 @@ struct Vocab {
   bool add_bos = true;
   bool add_eos = false;
   bool add_space_prefix = true;
+  // Jinja chat template (GGUF tokenizer.chat_template; "" when absent).
+  std::string chat_template;
 
   bool empty() const { return tokens.empty(); }
   int64_t size() const { return static_cast<int64_t>(tokens.size()); }
