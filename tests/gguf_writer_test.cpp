@@ -17,6 +17,7 @@
 #include "formats/random_normal.h"
 #include "hf_test_util.h"
 #include "kernels/dtype.h"
+#include "kernels/ops.h"
 #include "util/error.h"
 
 namespace nucleus {
@@ -524,6 +525,36 @@ TEST(GgufWriter, ByteLevelVocabulary) {
   EXPECT_EQ(m.vocab.tokens, v.tokens);
   EXPECT_EQ(m.vocab.merges, v.merges);
   EXPECT_EQ(m.vocab.bos_id, 4);
+}
+
+// Llama 3.1 rope scaling travels through GGUF as rope_freqs.weight (divisors
+// of each frequency); reading the file back must give the frequencies the HF
+// config gives. theta 500000 and head_dim 16 put frequencies in all three
+// bands (kept, interpolated, divided by factor).
+TEST(GgufWriter, Llama3RopeScalingSurvivesAsRopeFreqs) {
+  auto cfg = tiny_config();
+  cfg["rope_theta"] = 500000.0;
+  cfg["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", 8.0},
+                         {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0},
+                         {"original_max_position_embeddings", 8192}};
+  const ModelFile hf = load_hf_checkpoint(write_checkpoint("llama3rope", cfg, tiny_tensors()));
+  const std::string out = scratch_dir("llama3rope_out") + "/m.gguf";
+  write_gguf(hf, out, GgufConvertOptions{});
+  const ModelFile g = read_gguf(out);
+  ASSERT_EQ(g.config.rope_scaling.freq_factors.size(), static_cast<size_t>(hf.config.head_dim / 2));
+  const kernels::RopeTable a(hf.config, 4), b(g.config, 4);
+  int scaled = 0, kept = 0;
+  for (size_t i = 0; i < a.inv_freq().size(); ++i) {
+    EXPECT_NEAR(b.inv_freq()[i], a.inv_freq()[i], 1e-6 * a.inv_freq()[i]) << i;
+    const float f = g.config.rope_scaling.freq_factors[i];
+    scaled += f == 8.0f;
+    kept += f == 1.0f;
+  }
+  EXPECT_GT(scaled, 0);
+  EXPECT_GT(kept, 0);
+  EXPECT_LT(scaled + kept, static_cast<int>(a.inv_freq().size()));  // some interpolated
 }
 
 }  // namespace

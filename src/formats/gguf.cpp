@@ -1,8 +1,10 @@
 #include "formats/gguf.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "kernels/dtype.h"
 #include "util/error.h"
 
 namespace nucleus {
@@ -664,6 +666,20 @@ ModelConfig gguf_config(const GgufFile& g) {
     if (t.name == "output.weight") has_output = true;
     if (t.name == "blk.0.attn_q.bias") c.attn_bias = true;
     if (t.name == "blk.0.ffn_up.bias") c.mlp_bias = true;
+    if (t.name == "rope_freqs.weight") {
+      // Divisors of each rotary frequency, as llama.cpp applies them.
+      const TensorView v = g.view(t);
+      check(v.shape.size() == 1 && v.shape[0] * 2 == c.head_dim,
+            g.path() + ": rope_freqs.weight has shape " + v.shape_str() + ", expected [" +
+                std::to_string(c.head_dim / 2) + "]");
+      check(dtype_info(v.type).block_elems == 1 && v.nbytes >= row_bytes(v.type, v.shape[0]),
+            g.path() + ": rope_freqs.weight must be an unquantized vector");
+      c.rope_scaling.freq_factors.resize(static_cast<size_t>(v.shape[0]));
+      kernels::dequantize_row(v.type, v.data, c.rope_scaling.freq_factors.data(), v.shape[0]);
+      for (float f : c.rope_scaling.freq_factors)
+        check(std::isfinite(f) && f > 0,
+              g.path() + ": rope_freqs.weight holds a value that is not a positive number");
+    }
   }
   c.tied_embeddings = !has_output;
   if (const GgufValue* toks = g.find("tokenizer.ggml.tokens");

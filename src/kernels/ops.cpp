@@ -69,6 +69,12 @@ std::vector<double> rope_inv_freq(const ModelConfig& cfg) {
       }
     }
   }
+  if (!rs.freq_factors.empty()) {
+    check(static_cast<int64_t>(rs.freq_factors.size()) == half,
+          "rope: " + std::to_string(rs.freq_factors.size()) + " frequency factors for head size " +
+              std::to_string(cfg.head_dim));
+    for (int64_t i = 0; i < half; ++i) f[i] /= rs.freq_factors[static_cast<size_t>(i)];
+  }
   return f;
 }
 

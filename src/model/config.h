@@ -17,6 +17,9 @@ struct RopeScaling {
   float low_freq_factor = 1.0f;
   float high_freq_factor = 4.0f;
   int64_t original_max_position = 8192;
+  // llama.cpp's rope_freqs.weight (GGUF): per-frequency divisors applied to
+  // theta^(-2i/d) on top of `kind` (how converters store Llama 3.1 scaling).
+  std::vector<float> freq_factors;
 };
 
 struct ModelConfig {
