@@ -19,9 +19,11 @@ float row_max(std::span<const float> x) {
   return m;
 }
 
+// Per-token code: the message is built only on failure.
 void check_same_size(size_t a, size_t b, const char* what) {
-  check(a == b, std::string("sampling: ") + what + ": output size " + std::to_string(b) +
-                    " != input size " + std::to_string(a));
+  if (a != b)
+    throw Error(std::string("sampling: ") + what + ": output size " + std::to_string(b) +
+                " != input size " + std::to_string(a));
 }
 
 }  // namespace
@@ -83,47 +85,59 @@ void cumsum(std::span<const float> x, std::span<float> out) {
   }
 }
 
+void argsort_ascending(std::span<const float> x, std::span<int32_t> idx) {
+  check_same_size(x.size(), idx.size(), "argsort_ascending");
+  std::iota(idx.begin(), idx.end(), 0);
+  // Ordering by (value, id) equals a stable sort by value, and std::sort needs
+  // no temporary buffer where std::stable_sort allocates one. NaN sorts last
+  // so that comparisons stay a strict weak ordering.
+  std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) {
+    const float va = x[a], vb = x[b];
+    const bool na = std::isnan(va), nb = std::isnan(vb);
+    if (na || nb) return na == nb ? a < b : nb;
+    return va < vb || (va == vb && a < b);
+  });
+}
+
 std::vector<int32_t> argsort_ascending(std::span<const float> x) {
   std::vector<int32_t> idx(x.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  // NaN sorts last so that comparisons stay a strict weak ordering.
-  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) {
-    const float va = x[a], vb = x[b];
-    if (std::isnan(va)) return false;
-    if (std::isnan(vb)) return true;
-    return va < vb;
-  });
+  argsort_ascending(x, idx);
   return idx;
 }
 
-float kth_largest(std::span<const float> x, int64_t k) {
-  check(k >= 1 && k <= static_cast<int64_t>(x.size()),
-        "sampling: kth_largest: k=" + std::to_string(k) + " outside [1, " +
-            std::to_string(x.size()) + "]");
+float kth_largest(std::span<const float> x, int64_t k, std::vector<float>& work) {
+  if (k < 1 || k > static_cast<int64_t>(x.size()))
+    throw Error("sampling: kth_largest: k=" + std::to_string(k) + " outside [1, " +
+                std::to_string(x.size()) + "]");
   auto value = [](float f) { return std::isnan(f) ? -std::numeric_limits<float>::infinity() : f; };
   const size_t kk = static_cast<size_t>(k);
+  work.clear();
   if (kk <= 256) {
     // Small k (top_k, min_tokens_to_keep): a min-heap of the k best seen so
     // far costs one comparison for most elements instead of a full copy.
-    std::vector<float> heap;
-    heap.reserve(kk);
+    work.reserve(kk);
     for (float f : x) {
       const float v = value(f);
-      if (heap.size() < kk) {
-        heap.push_back(v);
-        std::push_heap(heap.begin(), heap.end(), std::greater<float>());
-      } else if (v > heap.front()) {
-        std::pop_heap(heap.begin(), heap.end(), std::greater<float>());
-        heap.back() = v;
-        std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+      if (work.size() < kk) {
+        work.push_back(v);
+        std::push_heap(work.begin(), work.end(), std::greater<float>());
+      } else if (v > work.front()) {
+        std::pop_heap(work.begin(), work.end(), std::greater<float>());
+        work.back() = v;
+        std::push_heap(work.begin(), work.end(), std::greater<float>());
       }
     }
-    return heap.front();
+    return work.front();
   }
-  std::vector<float> v(x.size());
-  std::transform(x.begin(), x.end(), v.begin(), value);
-  std::nth_element(v.begin(), v.begin() + (k - 1), v.end(), std::greater<float>());
-  return v[k - 1];
+  work.resize(x.size());
+  std::transform(x.begin(), x.end(), work.begin(), value);
+  std::nth_element(work.begin(), work.begin() + (k - 1), work.end(), std::greater<float>());
+  return work[static_cast<size_t>(k - 1)];
+}
+
+float kth_largest(std::span<const float> x, int64_t k) {
+  std::vector<float> work;
+  return kth_largest(x, k, work);
 }
 
 int64_t count_survivors(std::span<const float> x) {

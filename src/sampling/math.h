@@ -9,6 +9,9 @@
 
 namespace nucleus::sampling {
 
+// The span forms write into caller memory and never allocate (out may alias
+// x); the forms returning a vector are for one-off use.
+
 // out[i] = exp(x[i] - max) * (1 / sum). An all -inf row gives all zeros
 // (there is nothing left to normalise; callers decide whether that is an error).
 void softmax(std::span<const float> x, std::span<float> out);
@@ -22,11 +25,17 @@ std::vector<float> log_softmax(std::span<const float> x);
 // element: what torch.cumsum does for float32 on CPU (its accumulator type is double).
 void cumsum(std::span<const float> x, std::span<float> out);
 
-// Indices 0..n-1 sorted ascending by x[i] (stable: equal values keep id order).
+// Indices 0..n-1 sorted ascending by x[i] (stable: equal values keep id order;
+// NaN last). The span form fills idx (idx.size() == x.size()) without
+// allocating.
+void argsort_ascending(std::span<const float> x, std::span<int32_t> idx);
 std::vector<int32_t> argsort_ascending(std::span<const float> x);
 
 // Largest finite-or-inf value at rank k (1-based) from the top, i.e. the value
-// torch.topk(x, k)[0][-1] returns. Requires 1 <= k <= x.size().
+// torch.topk(x, k)[0][-1] returns. Requires 1 <= k <= x.size(). NaN counts as
+// -inf. The form with work reuses it as working memory (allocation-free once
+// it has grown to min(k, 256) or x.size() elements).
+float kth_largest(std::span<const float> x, int64_t k, std::vector<float>& work);
 float kth_largest(std::span<const float> x, int64_t k);
 
 // Number of entries that are not -inf (NaN counts as removed).

@@ -9,9 +9,10 @@
 namespace nucleus::sampling {
 
 SequenceView make_view(std::span<const int32_t> ids, int64_t prompt_len) {
-  check(prompt_len >= 0 && prompt_len <= static_cast<int64_t>(ids.size()),
-        "sampling: prompt_len=" + std::to_string(prompt_len) + " outside [0, " +
-            std::to_string(ids.size()) + "] (sequence length)");
+  // Called every decode step: the message is built only on failure.
+  if (prompt_len < 0 || prompt_len > static_cast<int64_t>(ids.size()))
+    throw Error("sampling: prompt_len=" + std::to_string(prompt_len) + " outside [0, " +
+                std::to_string(ids.size()) + "] (sequence length)");
   SequenceView v;
   v.ids = ids;
   v.prompt_len = prompt_len;
@@ -43,7 +44,7 @@ void ProcessorChain::add(std::unique_ptr<LogitsProcessor> p) {
 }
 
 void ProcessorChain::apply(std::span<float> logits, const SequenceView& seq,
-                           SamplingTrace* trace) const {
+                           ProcessorScratch& scratch, SamplingTrace* trace) const {
   StepTrace* st = nullptr;
   if (trace != nullptr) {
     trace->steps.push_back(StepTrace{seq.step, {}});
@@ -51,7 +52,7 @@ void ProcessorChain::apply(std::span<float> logits, const SequenceView& seq,
     st->records.push_back(summarize_row("input", logits, trace->top_n));
   }
   for (const auto& p : processors_) {
-    p->apply(logits, seq);
+    p->apply(logits, seq, scratch);
     if (st != nullptr) st->records.push_back(summarize_row(p->name(), logits, trace->top_n));
   }
 }

@@ -53,7 +53,33 @@ struct SamplingTrace {
 };
 
 // Summarises a row: survivors and the top_n candidates with probabilities.
+// Allocates (tracing is opt-in and off the allocation-free path).
 TraceRecord summarize_row(std::string name, std::span<const float> logits, int top_n);
+
+// Working memory for the processors, owned by the caller and reused row after
+// row: once every buffer has grown to the vocabulary size, applying a chain
+// allocates nothing. Processors stay stateless (the scratch carries nothing
+// from one call to the next), so one chain still serves many sequences; each
+// thread or decode loop keeps its own scratch. Contents are unspecified
+// between calls.
+struct ProcessorScratch {
+  // A buffer of n elements, reusing capacity; its contents are unspecified.
+  template <class T>
+  static std::span<T> take(std::vector<T>& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+    return std::span<T>(v.data(), n);
+  }
+
+  std::vector<float> f0, f1, f2, f3;
+  std::vector<int32_t> i0;
+  std::vector<char> flags;
+  // (value, id) pairs for the processors that sort candidates.
+  struct Cand {
+    float v;
+    int32_t id;
+  };
+  std::vector<Cand> cands;
+};
 
 class LogitsProcessor {
  public:
@@ -62,7 +88,14 @@ class LogitsProcessor {
   virtual std::string name() const = 0;
   // Name with parameters, e.g. "top_p(p=0.9, min_keep=1)".
   virtual std::string describe() const = 0;
-  virtual void apply(std::span<float> logits, const SequenceView& seq) const = 0;
+  // Rewrites the row in place; allocates nothing once scratch is warm.
+  virtual void apply(std::span<float> logits, const SequenceView& seq,
+                     ProcessorScratch& scratch) const = 0;
+  // One-off use (tests, tools): a fresh scratch per call, so it allocates.
+  void apply(std::span<float> logits, const SequenceView& seq) const {
+    ProcessorScratch scratch;
+    apply(logits, seq, scratch);
+  }
 };
 
 // Processors keep no per-sequence state (everything they need is in the
@@ -75,9 +108,16 @@ class ProcessorChain {
 
   void add(std::unique_ptr<LogitsProcessor> p);
   // Runs every processor in order; when trace is given, appends one StepTrace
-  // holding the input row and the row after each processor.
-  void apply(std::span<float> logits, const SequenceView& seq,
+  // holding the input row and the row after each processor. Without a trace
+  // it allocates nothing once scratch is warm; tracing allocates.
+  void apply(std::span<float> logits, const SequenceView& seq, ProcessorScratch& scratch,
              SamplingTrace* trace = nullptr) const;
+  // One-off use (tests, tools): a fresh scratch per call, so it allocates.
+  void apply(std::span<float> logits, const SequenceView& seq,
+             SamplingTrace* trace = nullptr) const {
+    ProcessorScratch scratch;
+    apply(logits, seq, scratch, trace);
+  }
   // The order that runs, e.g. "repetition_penalty(1.3) -> temperature(0.7)";
   // "(empty)" when no processor is active.
   std::string describe() const;

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <map>
 #include <sstream>
+#include <string_view>
 
 #include "sampling/math.h"
 #include "util/error.h"
@@ -32,11 +32,17 @@ std::string fmt_ids(const TokenSeq& ids) {
 }
 
 // Configured ids are checked against the row at apply time: the processors do
-// not know the vocabulary size when they are built.
-void check_id(int32_t id, size_t vocab, const std::string& what) {
-  if (id < 0 || static_cast<size_t>(id) >= vocab)
-    throw Error("sampling: " + what + ": token id " + std::to_string(id) +
-                " outside the vocabulary [0, " + std::to_string(vocab) + ")");
+// not know the vocabulary size when they are built. Runs every step, so the
+// message (who + what) is built only on failure.
+void check_id(int32_t id, size_t vocab, std::string_view who, std::string_view what = {}) {
+  if (id < 0 || static_cast<size_t>(id) >= vocab) {
+    std::string msg = "sampling: ";
+    msg += who;
+    msg += what;
+    msg += ": token id " + std::to_string(id);
+    msg += " outside the vocabulary [0, " + std::to_string(vocab) + ")";
+    throw Error(msg);
+  }
 }
 
 void check_finite_positive(double v, const char* name) {
@@ -57,10 +63,12 @@ bool ends_with(std::span<const int32_t> ids, std::span<const int32_t> prefix) {
 }
 
 // Threshold value for "always keep the min_keep best": torch.topk(x, k)[0][-1].
-float keep_threshold(std::span<const float> logits, int64_t min_keep) {
+float keep_threshold(std::span<const float> logits, int64_t min_keep, std::vector<float>& work) {
   const int64_t k = std::min<int64_t>(min_keep, static_cast<int64_t>(logits.size()));
-  return k >= 1 ? kth_largest(logits, k) : kNegInf;
+  return k >= 1 ? kth_largest(logits, k, work) : kNegInf;
 }
+
+using Scratch = ProcessorScratch;
 
 // ---- processors --------------------------------------------------------
 
@@ -82,9 +90,10 @@ class SequenceBias final : public LogitsProcessor {
     s += " sequences)";
     return s;
   }
-  void apply(std::span<float> logits, const SequenceView& seq) const override {
+  void apply(std::span<float> logits, const SequenceView& seq, Scratch& scratch) const override {
     // HF sums every applicable bias into a float32 row first, then adds it.
-    std::vector<float> add(logits.size(), 0.0f);
+    const std::span<float> add = Scratch::take(scratch.f0, logits.size());
+    std::fill(add.begin(), add.end(), 0.0f);
     for (const auto& [ids, b] : bias_) {
       for (int32_t id : ids) check_id(id, logits.size(), name_);
       if (ids.size() > 1) {
@@ -107,9 +116,10 @@ class RepetitionPenalty final : public LogitsProcessor {
   explicit RepetitionPenalty(double p) : p_(p) { check_finite_positive(p, "repetition_penalty"); }
   std::string name() const override { return "repetition_penalty"; }
   std::string describe() const override { return "repetition_penalty(" + fmt(p_) + ")"; }
-  void apply(std::span<float> logits, const SequenceView& seq) const override {
+  void apply(std::span<float> logits, const SequenceView& seq, Scratch& scratch) const override {
     const float p = static_cast<float>(p_);
-    std::vector<char> seen(logits.size(), 0);
+    const std::span<char> seen = Scratch::take(scratch.flags, logits.size());
+    std::fill(seen.begin(), seen.end(), 0);
     for (int32_t id : seq.ids) {
       check_id(id, logits.size(), "repetition_penalty: sequence");
       if (seen[id]) continue;
@@ -138,19 +148,23 @@ class LlamaPenalties final : public LogitsProcessor {
     return "penalties(last_n=" + std::to_string(last_n_) + ", repeat=" + fmt(repeat_) +
            ", frequency=" + fmt(freq_) + ", presence=" + fmt(presence_) + ")";
   }
-  void apply(std::span<float> logits, const SequenceView& seq) const override {
+  void apply(std::span<float> logits, const SequenceView& seq, Scratch& scratch) const override {
     const int64_t len = seq.length();
     const int64_t n = last_n_ < 0 ? len : std::min(last_n_, len);
-    std::map<int32_t, int64_t> counts;
-    for (int64_t i = len - n; i < len; ++i) {
-      const int32_t id = seq.ids[static_cast<size_t>(i)];
-      check_id(id, logits.size(), "penalties: sequence");
-      ++counts[id];
-    }
+    const std::span<const int32_t> window = seq.ids.subspan(static_cast<size_t>(len - n));
+    for (int32_t id : window) check_id(id, logits.size(), "penalties: sequence");
+    // Occurrences per id in a vocabulary-wide counter; each distinct id is
+    // penalised once, at its first occurrence, which resets its count.
+    const std::span<int32_t> counts = Scratch::take(scratch.i0, logits.size());
+    std::fill(counts.begin(), counts.end(), 0);
+    for (int32_t id : window) ++counts[static_cast<size_t>(id)];
     const float r = static_cast<float>(repeat_);
     const float f = static_cast<float>(freq_);
     const float pr = static_cast<float>(presence_);
-    for (const auto& [id, c] : counts) {
+    for (int32_t id : window) {
+      const int32_t c = counts[static_cast<size_t>(id)];
+      if (c == 0) continue;
+      counts[static_cast<size_t>(id)] = 0;
       float v = logits[id];
       // llama.cpp divides positive logits and multiplies the rest (0 included).
       v = v <= 0.0f ? v * r : v / r;
@@ -171,7 +185,7 @@ class NoRepeatNGram final : public LogitsProcessor {
   }
   std::string name() const override { return "no_repeat_ngram"; }
   std::string describe() const override { return "no_repeat_ngram(" + std::to_string(n_) + ")"; }
-  void apply(std::span<float> logits, const SequenceView& seq) const override {
+  void apply(std::span<float> logits, const SequenceView& seq, Scratch&) const override {
     const int64_t len = seq.length();
     if (len + 1 < n_) return;
     const auto ids = seq.ids;
@@ -201,11 +215,11 @@ class EosMask final : public LogitsProcessor {
   std::string describe() const override {
     return name() + "(" + std::to_string(min_) + ", eos=" + fmt_ids(eos_) + ")";
   }
-  void apply(std::span<float> logits, const SequenceView& seq) const override {
+  void apply(std::span<float> logits, const SequenceView& seq, Scratch&) const override {
     const int64_t have = absolute_ ? seq.length() : seq.generated();
     if (have >= min_) return;
     for (int32_t id : eos_) {
-      check_id(id, logits.size(), name() + ": eos_token_ids");
+      check_id(id, logits.size(), absolute_ ? "min_length" : "min_new_tokens", ": eos_token_ids");
       logits[id] = kNegInf;
     }
   }
@@ -227,7 +241,7 @@ class ForcedEos final : public LogitsProcessor {
   std::string describe() const override {
     return "forced_eos(" + fmt_ids(eos_) + " at new token " + std::to_string(max_new_) + ")";
   }
-  void apply(std::span<float> logits, const SequenceView& seq) const override {
+  void apply(std::span<float> logits, const SequenceView& seq, Scratch&) const override {
     // HF fires when cur_len == max_length - 1, max_length = prompt + max_new_tokens.
     if (seq.generated() != max_new_ - 1) return;
     for (int32_t id : eos_) check_id(id, logits.size(), "forced_eos_token_id");
@@ -245,7 +259,7 @@ class SuppressTokens final : public LogitsProcessor {
   explicit SuppressTokens(TokenSeq ids) : ids_(std::move(ids)) {}
   std::string name() const override { return "suppress_tokens"; }
   std::string describe() const override { return "suppress_tokens(" + fmt_ids(ids_) + ")"; }
-  void apply(std::span<float> logits, const SequenceView&) const override {
+  void apply(std::span<float> logits, const SequenceView&, Scratch&) const override {
     for (int32_t id : ids_) {
       check_id(id, logits.size(), "suppress_tokens");
       logits[id] = kNegInf;
@@ -261,7 +275,7 @@ class Temperature final : public LogitsProcessor {
   explicit Temperature(double t) : t_(t) { check_finite_positive(t, "temperature"); }
   std::string name() const override { return "temperature"; }
   std::string describe() const override { return "temperature(" + fmt(t_) + ")"; }
-  void apply(std::span<float> logits, const SequenceView&) const override {
+  void apply(std::span<float> logits, const SequenceView&, Scratch&) const override {
     const float t = static_cast<float>(t_);
     for (float& v : logits) v /= t;
   }
@@ -281,12 +295,12 @@ class TopK final : public LogitsProcessor {
   std::string describe() const override {
     return "top_k(k=" + std::to_string(k_) + ", min_keep=" + std::to_string(min_keep_) + ")";
   }
-  void apply(std::span<float> logits, const SequenceView&) const override {
+  void apply(std::span<float> logits, const SequenceView&, Scratch& scratch) const override {
     if (logits.empty()) return;
     const int64_t k =
         std::min<int64_t>(std::max(k_, min_keep_), static_cast<int64_t>(logits.size()));
     // Everything strictly below the k-th largest goes: ties with it stay.
-    const float kth = kth_largest(logits, k);
+    const float kth = kth_largest(logits, k, scratch.f0);
     for (float& v : logits) {
       if (v < kth) v = kNegInf;
     }
@@ -306,30 +320,29 @@ class TopP final : public LogitsProcessor {
   std::string describe() const override {
     return "top_p(p=" + fmt(p_) + ", min_keep=" + std::to_string(min_keep_) + ")";
   }
-  void apply(std::span<float> logits, const SequenceView&) const override {
+  void apply(std::span<float> logits, const SequenceView&, Scratch& scratch) const override {
     // HF: sort ascending (stable), cumsum of the softmax, remove where the
     // cumsum <= 1 - top_p, keep the last min_keep. Removed ids (-inf) sort
     // first with probability 0 and add exactly 0 to every cumsum, so only
     // survivors are considered. A stable sort by value equals a sort by
     // (value, id), which lets the work be split below.
-    struct Cand {
-      float v;
-      int32_t id;
-    };
+    using Cand = Scratch::Cand;
     auto less = [](const Cand& a, const Cand& b) {
       return a.v < b.v || (a.v == b.v && a.id < b.id);
     };
-    std::vector<Cand> c;
+    const std::span<Cand> all = Scratch::take(scratch.cands, logits.size());
+    size_t n = 0;
     for (size_t i = 0; i < logits.size(); ++i) {
-      if (logits[i] != kNegInf) c.push_back({logits[i], static_cast<int32_t>(i)});
+      if (logits[i] != kNegInf) all[n++] = {logits[i], static_cast<int32_t>(i)};
     }
-    const size_t n = c.size();
     if (n == 0) return;
-    std::vector<float> vals(n);
+    const std::span<Cand> c = all.first(n);
+    const std::span<float> vals = Scratch::take(scratch.f0, n);
     for (size_t i = 0; i < n; ++i) vals[i] = c[i].v;
-    const std::vector<float> probs_by_pos = softmax(vals);
-    std::vector<float> prob_of(logits.size(), 0.0f);
-    for (size_t i = 0; i < n; ++i) prob_of[c[i].id] = probs_by_pos[i];
+    softmax(vals, vals);
+    const std::span<float> prob_of = Scratch::take(scratch.f1, logits.size());
+    std::fill(prob_of.begin(), prob_of.end(), 0.0f);
+    for (size_t i = 0; i < n; ++i) prob_of[c[i].id] = vals[i];
     // 1 - top_p is computed in double (Python) and meets the float32 tensor.
     const float threshold = static_cast<float>(1.0 - p_);
     const size_t min_keep = std::min<size_t>(n, static_cast<size_t>(min_keep_));
@@ -377,12 +390,13 @@ class MinP final : public LogitsProcessor {
   std::string describe() const override {
     return "min_p(p=" + fmt(p_) + ", min_keep=" + std::to_string(min_keep_) + ")";
   }
-  void apply(std::span<float> logits, const SequenceView&) const override {
+  void apply(std::span<float> logits, const SequenceView&, Scratch& scratch) const override {
     if (logits.empty()) return;
-    const std::vector<float> probs = softmax(logits);
+    const std::span<float> probs = Scratch::take(scratch.f1, logits.size());
+    softmax(logits, probs);
     const float top = *std::max_element(probs.begin(), probs.end());
     const float scaled = static_cast<float>(p_) * top;
-    const float keep = keep_threshold(logits, min_keep_);
+    const float keep = keep_threshold(logits, min_keep_, scratch.f0);
     for (size_t i = 0; i < logits.size(); ++i) {
       if (probs[i] < scaled && logits[i] < keep) logits[i] = kNegInf;
     }
@@ -404,10 +418,11 @@ class TypicalP final : public LogitsProcessor {
   std::string describe() const override {
     return "typical_p(p=" + fmt(p_) + ", min_keep=" + std::to_string(min_keep_) + ")";
   }
-  void apply(std::span<float> logits, const SequenceView&) const override {
+  void apply(std::span<float> logits, const SequenceView&, Scratch& scratch) const override {
     const size_t n = logits.size();
     if (n == 0) return;
-    const std::vector<float> logp = log_softmax(logits);
+    const std::span<float> logp = Scratch::take(scratch.f0, n);
+    log_softmax(logits, logp);
     // Entropy as torch.nansum: -inf * 0 terms are NaN and are skipped.
     double ent_sum = 0.0;
     for (float lp : logp) {
@@ -415,13 +430,17 @@ class TypicalP final : public LogitsProcessor {
       if (!std::isnan(term)) ent_sum += term;
     }
     const float ent = -static_cast<float>(ent_sum);
-    std::vector<float> shifted(n);
+    const std::span<float> shifted = Scratch::take(scratch.f1, n);
     for (size_t i = 0; i < n; ++i) shifted[i] = std::fabs(-logp[i] - ent);
-    const std::vector<int32_t> order = argsort_ascending(shifted);
-    std::vector<float> sorted_logits(n);
+    const std::span<int32_t> order = Scratch::take(scratch.i0, n);
+    argsort_ascending(shifted, order);
+    const std::span<float> sorted_logits = Scratch::take(scratch.f2, n);
     for (size_t i = 0; i < n; ++i) sorted_logits[i] = logits[order[i]];
-    std::vector<float> probs = softmax(sorted_logits);
-    std::vector<float> cum(n);
+    // logp is no longer needed: its buffer takes the probabilities, and the
+    // sorted logits' buffer the cumulative sum.
+    const std::span<float> probs = logp;
+    softmax(sorted_logits, probs);
+    const std::span<float> cum = sorted_logits;
     cumsum(probs, cum);
     const float mass = static_cast<float>(p_);
     size_t last = 0;
@@ -450,11 +469,12 @@ class EpsilonCutoff final : public LogitsProcessor {
   std::string describe() const override {
     return "epsilon_cutoff(" + fmt(e_) + ", min_keep=" + std::to_string(min_keep_) + ")";
   }
-  void apply(std::span<float> logits, const SequenceView&) const override {
+  void apply(std::span<float> logits, const SequenceView&, Scratch& scratch) const override {
     if (logits.empty()) return;
-    const std::vector<float> probs = softmax(logits);
+    const std::span<float> probs = Scratch::take(scratch.f1, logits.size());
+    softmax(logits, probs);
     const float eps = static_cast<float>(e_);
-    const float keep = keep_threshold(logits, min_keep_);
+    const float keep = keep_threshold(logits, min_keep_, scratch.f0);
     for (size_t i = 0; i < logits.size(); ++i) {
       if (probs[i] < eps && logits[i] < keep) logits[i] = kNegInf;
     }
@@ -476,12 +496,14 @@ class EtaCutoff final : public LogitsProcessor {
   std::string describe() const override {
     return "eta_cutoff(" + fmt(e_) + ", min_keep=" + std::to_string(min_keep_) + ")";
   }
-  void apply(std::span<float> logits, const SequenceView&) const override {
+  void apply(std::span<float> logits, const SequenceView&, Scratch& scratch) const override {
     if (logits.empty()) return;
-    const std::vector<float> probs = softmax(logits);
+    const std::span<float> probs = Scratch::take(scratch.f1, logits.size());
+    softmax(logits, probs);
     // Entropy as torch.distributions.Categorical: normalised logits clamped to
     // the lowest float so that removed tokens contribute 0 * finite = 0.
-    const std::vector<float> logp = log_softmax(logits);
+    const std::span<float> logp = Scratch::take(scratch.f2, logits.size());
+    log_softmax(logits, logp);
     double ent_sum = 0.0;
     for (size_t i = 0; i < logits.size(); ++i) {
       const float lp = std::max(logp[i], std::numeric_limits<float>::lowest());
@@ -490,7 +512,7 @@ class EtaCutoff final : public LogitsProcessor {
     const float entropy = -static_cast<float>(ent_sum);
     const float eps = static_cast<float>(e_);
     const float eta = std::min(eps, std::sqrt(eps) * std::exp(-entropy));
-    const float keep = keep_threshold(logits, min_keep_);
+    const float keep = keep_threshold(logits, min_keep_, scratch.f0);
     for (size_t i = 0; i < logits.size(); ++i) {
       if (probs[i] < eta && logits[i] < keep) logits[i] = kNegInf;
     }

@@ -66,10 +66,16 @@ int32_t sample_from_probs(std::span<const float> probs, double u) {
   return last_positive;
 }
 
+int32_t sample(std::span<const float> logits, std::span<float> probs, uint64_t seed,
+               uint64_t sequence_index, uint64_t step) {
+  softmax(logits, probs);
+  return sample_from_probs(probs, uniform(seed, sequence_index, step));
+}
+
 int32_t sample(std::span<const float> logits, uint64_t seed, uint64_t sequence_index,
                uint64_t step) {
-  const std::vector<float> probs = softmax(logits);
-  return sample_from_probs(probs, uniform(seed, sequence_index, step));
+  std::vector<float> probs(logits.size());
+  return sample(logits, probs, seed, sequence_index, step);
 }
 
 }  // namespace nucleus::sampling

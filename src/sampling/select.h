@@ -36,6 +36,10 @@ int32_t greedy(std::span<const float> logits);
 int32_t sample_from_probs(std::span<const float> probs, double u);
 
 // softmax(logits) then sample_from_probs with uniform(seed, sequence_index, step).
+// The form with probs writes the softmax there (probs.size() == logits.size())
+// and allocates nothing; the other allocates it per call.
+int32_t sample(std::span<const float> logits, std::span<float> probs, uint64_t seed,
+               uint64_t sequence_index, uint64_t step);
 int32_t sample(std::span<const float> logits, uint64_t seed, uint64_t sequence_index,
                uint64_t step);
 
