@@ -106,9 +106,10 @@ void KvCache::truncate(SeqId seq, int64_t new_length) {
 }
 
 int32_t KvCache::allocate_block() {
-  check(!free_blocks_.empty(), "kv cache: out of blocks (pool of " +
-                                   std::to_string(shape_.n_blocks) + " blocks of " +
-                                   std::to_string(shape_.block_size) + " positions is full)");
+  // Runs during decode (each new or copied block): the message is built only on failure.
+  if (free_blocks_.empty())
+    throw Error("kv cache: out of blocks (pool of " + std::to_string(shape_.n_blocks) +
+                " blocks of " + std::to_string(shape_.block_size) + " positions is full)");
   int32_t b = free_blocks_.back();
   free_blocks_.pop_back();
   refs_[static_cast<size_t>(b)] = 1;
