@@ -89,6 +89,7 @@ struct Candidate {
   float score;
   int64_t beam;
   int32_t token;
+  int64_t drawn = 0;  // draw order under sampling: the tie-break among equal scores
 };
 
 }  // namespace
@@ -129,8 +130,12 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
 
   // HF starts num_beams copies of the prompt; all but the first at -1e9 so the
   // first step expands only one of them.
-  std::vector<Beam> beams(static_cast<size_t>(nb));
+  // Two generations of beams, swapped each step; ids have room for every
+  // token, so building the next beams copies ids without allocating.
+  std::vector<Beam> beams(static_cast<size_t>(nb)), fresh(static_cast<size_t>(nb));
   for (int64_t b = 0; b < nb; ++b) {
+    beams[b].ids.reserve(static_cast<size_t>(max_length));
+    fresh[b].ids.reserve(static_cast<size_t>(max_length));
     beams[b].kv = b == 0 ? root : full_copy ? kv.clone(root) : kv.fork(root);
     beams[b].ids = req.prompt;
     beams[b].score = b == 0 ? 0.0f : -1e9f;
@@ -145,16 +150,33 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
   bool timed_out = false;
   engine.reset_counters();
   t0 = Clock::now();
+  // Per-step buffers, allocated once (scratch grows during the first step).
   std::vector<float> scores(static_cast<size_t>(nb * vocab));
-  std::vector<Candidate> cands;
+  sampling::ProcessorScratch scratch;
+  std::vector<Candidate> cands, next;
+  cands.reserve(static_cast<size_t>(n_candidates));
+  next.reserve(static_cast<size_t>(nb));
+  std::vector<float> probs;  // sampling only
+  std::vector<char> taken;
+  std::vector<int64_t> rest;
+  std::vector<int64_t> order;  // ranking only
+  if (cfg.sampling()) {
+    probs.resize(scores.size());
+    taken.resize(scores.size());
+    rest.reserve(scores.size());
+  } else {
+    order.resize(scores.size());
+  }
+  std::vector<char> claimed(static_cast<size_t>(nb));
   Batch batch;
+  batch.rows.reserve(static_cast<size_t>(nb));
   int64_t step = 0;
   for (int64_t cur_len = prompt_len; cur_len < max_length; ++cur_len, ++step) {
     for (int64_t b = 0; b < nb; ++b) {
       std::span<float> row(scores.data() + b * vocab, static_cast<size_t>(vocab));
       sampling::log_softmax(
           std::span<const float>(rows.data() + b * vocab, static_cast<size_t>(vocab)), row);
-      chain.apply(row, sampling::make_view(beams[b].ids, prompt_len));
+      chain.apply(row, sampling::make_view(beams[b].ids, prompt_len), scratch);
       for (float& s : row) s += beams[b].score;
     }
     // Rank (or sample) candidates over all beams.
@@ -164,34 +186,38 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
       // softmax over num_beams × vocab can leave fewer positive entries than
       // candidates (a confident beam underflows the rest), and then the best
       // remaining scores fill up, as the greedy ranking would take them.
-      std::vector<float> probs = sampling::softmax(scores);
-      std::vector<bool> taken(scores.size(), false);
+      sampling::softmax(scores, probs);
+      std::fill(taken.begin(), taken.end(), 0);
       int64_t positive =
           std::count_if(probs.begin(), probs.end(), [](float p) { return p > 0.0f; });
       for (int64_t j = 0; j < n_candidates && positive > 0; ++j, --positive) {
         const double u =
             sampling::uniform(cfg.seed, 0, static_cast<uint64_t>(step * n_candidates + j));
         const int32_t idx = sampling::sample_from_probs(probs, u);
-        cands.push_back({scores[idx], idx / vocab, static_cast<int32_t>(idx % vocab)});
+        cands.push_back({scores[idx], idx / vocab, static_cast<int32_t>(idx % vocab), j});
         probs[idx] = 0.0f;
-        taken[static_cast<size_t>(idx)] = true;
+        taken[static_cast<size_t>(idx)] = 1;
       }
       if (static_cast<int64_t>(cands.size()) < n_candidates) {
-        std::vector<int64_t> rest;
+        rest.clear();
         for (int64_t i = 0; i < static_cast<int64_t>(scores.size()); ++i)
           if (!taken[static_cast<size_t>(i)]) rest.push_back(i);
         const int64_t more = n_candidates - static_cast<int64_t>(cands.size());
         std::partial_sort(rest.begin(), rest.begin() + more, rest.end(), [&](int64_t a, int64_t b) {
           return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
         });
-        for (int64_t j = 0; j < more; ++j)
+        for (int64_t j = 0; j < more; ++j) {
+          const int64_t drawn = static_cast<int64_t>(cands.size());
           cands.push_back(
-              {scores[rest[j]], rest[j] / vocab, static_cast<int32_t>(rest[j] % vocab)});
+              {scores[rest[j]], rest[j] / vocab, static_cast<int32_t>(rest[j] % vocab), drawn});
+        }
       }
-      std::stable_sort(cands.begin(), cands.end(),
-                       [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+      // Stable by score: ties keep draw order. std::sort on (score, draw
+      // order) gives that without std::stable_sort's temporary buffer.
+      std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+        return a.score > b.score || (a.score == b.score && a.drawn < b.drawn);
+      });
     } else {
-      std::vector<int64_t> order(scores.size());
       std::iota(order.begin(), order.end(), 0);
       std::partial_sort(order.begin(), order.begin() + n_candidates, order.end(),
                         [&](int64_t a, int64_t b) {
@@ -203,7 +229,7 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
     }
 
     // Walk the candidates: finished hypotheses and the next beams.
-    std::vector<Candidate> next;
+    next.clear();
     for (int64_t rank = 0; rank < n_candidates && static_cast<int64_t>(next.size()) < nb; ++rank) {
       const Candidate& c = cands[rank];
       if (is_eos(c.token)) {
@@ -219,17 +245,16 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
 
     // New beams: the first child of a beam continues its sequence, later
     // children fork it (before anything is appended).
-    std::vector<Beam> fresh(static_cast<size_t>(nb));
-    std::vector<bool> claimed(static_cast<size_t>(nb), false);
+    std::fill(claimed.begin(), claimed.end(), 0);
     for (int64_t j = 0; j < nb; ++j) {
       const Beam& parent = beams[next[j].beam];
-      fresh[j].ids = parent.ids;
+      fresh[j].ids.assign(parent.ids.begin(), parent.ids.end());
       fresh[j].ids.push_back(next[j].token);
       fresh[j].score = next[j].score;
       if (full_copy) {
         fresh[j].kv = kv.clone(parent.kv);
       } else if (!claimed[next[j].beam]) {
-        claimed[next[j].beam] = true;
+        claimed[next[j].beam] = 1;
         fresh[j].kv = parent.kv;
       } else {
         fresh[j].kv = kv.fork(parent.kv);
@@ -238,7 +263,7 @@ GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const Gen
     note_peak();
     for (int64_t b = 0; b < nb; ++b)
       if (!claimed[b]) kv.release(beams[b].kv);
-    beams = std::move(fresh);
+    std::swap(beams, fresh);
     if (done || cur_len + 1 >= max_length) break;
     if (cfg.max_time &&
         std::chrono::duration<double>(Clock::now() - start).count() >= *cfg.max_time) {

@@ -79,7 +79,10 @@ GenerateResult generate(Engine& engine, const Tokenizer* tokenizer, const Genera
   };
   std::vector<LiveSequence> seqs(static_cast<size_t>(n_seq));
   for (int64_t i = 0; i < n_seq; ++i) {
+    // Room for every token up front, so that decoding appends without allocating.
+    seqs[i].ids.reserve(req.prompt.size() + static_cast<size_t>(*cfg.max_new_tokens));
     seqs[i].ids = req.prompt;
+    seqs[i].result.tokens.reserve(static_cast<size_t>(*cfg.max_new_tokens));
     seqs[i].text = std::make_unique<TextStream>(tokenizer, last_prompt, cfg.stop_strings);
     seqs[i].result.trace.top_n = 5;
   }
@@ -109,8 +112,14 @@ GenerateResult generate(Engine& engine, const Tokenizer* tokenizer, const Genera
 
   engine.reset_counters();
   t0 = Clock::now();
+  // Everything a step needs is allocated here and reused, so that once the
+  // first step has warmed the processors' scratch a step allocates nothing
+  // (tracing, text and the KV cache's block tables aside).
   std::vector<float> logprobs(static_cast<size_t>(vocab));
+  std::vector<float> probs(static_cast<size_t>(vocab));
+  sampling::ProcessorScratch scratch;
   Batch batch;
+  batch.rows.reserve(static_cast<size_t>(n_seq));
   std::vector<int64_t> row_of(static_cast<size_t>(n_seq));
   for (int64_t step = 0;; ++step) {
     // Choose the next token of every live sequence from its row.
@@ -120,10 +129,11 @@ GenerateResult generate(Engine& engine, const Tokenizer* tokenizer, const Genera
       std::span<float> row(rows.data() + row_of[i] * vocab, static_cast<size_t>(vocab));
       sampling::log_softmax(row, logprobs);
       chain.apply(row, sampling::make_view(s.ids, static_cast<int64_t>(req.prompt.size())),
-                  req.trace ? &s.result.trace : nullptr);
-      const int32_t tok = cfg.sampling() ? sampling::sample(row, cfg.seed, static_cast<uint64_t>(i),
-                                                            static_cast<uint64_t>(step))
-                                         : sampling::greedy(row);
+                  scratch, req.trace ? &s.result.trace : nullptr);
+      const int32_t tok = cfg.sampling()
+                              ? sampling::sample(row, probs, cfg.seed, static_cast<uint64_t>(i),
+                                                 static_cast<uint64_t>(step))
+                              : sampling::greedy(row);
       s.ids.push_back(tok);
       s.result.tokens.push_back(tok);
       s.result.score += logprobs[static_cast<size_t>(tok)];
