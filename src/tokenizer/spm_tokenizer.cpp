@@ -161,9 +161,10 @@ int32_t SpmTokenizer::find(std::string_view text) const {
 }
 
 void SpmTokenizer::check_id(int32_t id) const {
-  check(id >= 0 && id < static_cast<int64_t>(text_.size()),
-        "tokenizer: token id " + std::to_string(id) + " is outside the vocabulary of " +
-            std::to_string(text_.size()));
+  // Runs for every streamed token: the message is built only on failure.
+  if (id < 0 || id >= static_cast<int64_t>(text_.size()))
+    throw Error("tokenizer: token id " + std::to_string(id) + " is outside the vocabulary of " +
+                std::to_string(text_.size()));
 }
 
 TokenType SpmTokenizer::type(int32_t id) const {
