@@ -205,20 +205,21 @@ TEST(SamplingAlloc, GreedyChainAllocatesNothingOnceWarm) {
 // produce every token. No tokenizer: the streamed text (which grows) is left
 // out; the KV block size is above prompt + 40 so that each sequence's block
 // table (kv/, grown one block at a time) stays at one block.
-long generate_allocations(Engine& e, GenerateRequest req, int64_t new_tokens) {
+long generate_allocations(Engine& e, GenerateRequest req, int64_t new_tokens,
+                          const Tokenizer* tokenizer = nullptr) {
   req.config.max_new_tokens = new_tokens;
   req.config.min_new_tokens = new_tokens;
   const long before = allocations();
-  const GenerateResult r = generate(e, nullptr, req);
+  const GenerateResult r = generate(e, tokenizer, req);
   const long used = allocations() - before;
   for (const SequenceResult& s : r.sequences)
     EXPECT_EQ(static_cast<int64_t>(s.tokens.size()), new_tokens);
   return used;
 }
 
-EngineOptions one_block_options() {
+EngineOptions one_block_options(int64_t block_size = 64) {
   EngineOptions o = testutil::engine_options(1);
-  o.kv_block_size = 64;
+  o.kv_block_size = block_size;
   return o;
 }
 
@@ -281,6 +282,27 @@ TEST(GenerateAlloc, BeamSamplingAllocatesNothingPerToken) {
   req.config.seed = 4;
   req.config.top_k = 20;
   expect_no_growth(req);
+}
+
+// With a tokenizer each sequence also accumulates its text, a string that
+// grows geometrically: doubling the token count may reallocate it about once
+// per sequence (bounded here by 2), where an allocation per token would cost
+// 20 or 40 per sequence. (One KV block of 128 holds prompt + 80.)
+TEST(GenerateAlloc, StreamedTextAllocatesOnlyAsItsStringGrows) {
+  GenerateRequest req;
+  req.prompt = kPrompt;
+  req.config.do_sample = true;
+  req.config.seed = 8;
+  req.config.num_return_sequences = 3;
+  req.config.top_p = 0.9;
+  Engine e(testutil::bundled_model(), one_block_options(128));
+  const Tokenizer* tok = &testutil::bundled_tokenizer();
+  generate_allocations(e, req, 80, tok);  // warms the engine
+  const long a20 = generate_allocations(e, req, 20, tok);
+  const long a40 = generate_allocations(e, req, 40, tok);
+  const long a80 = generate_allocations(e, req, 80, tok);
+  EXPECT_LE(a40 - a20, 2 * 3) << a20 << " " << a40;
+  EXPECT_LE(a80 - a40, 2 * 3) << a40 << " " << a80;
 }
 
 }  // namespace
