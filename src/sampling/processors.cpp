@@ -430,12 +430,19 @@ class TypicalP final : public LogitsProcessor {
       if (!std::isnan(term)) ent_sum += term;
     }
     const float ent = -static_cast<float>(ent_sum);
-    const std::span<float> shifted = Scratch::take(scratch.f1, n);
-    for (size_t i = 0; i < n; ++i) shifted[i] = std::fabs(-logp[i] - ent);
-    const std::span<int32_t> order = Scratch::take(scratch.i0, n);
-    argsort_ascending(shifted, order);
+    // HF argsorts |-logp - entropy| ascending (stable). Sorting (value, id)
+    // pairs gives the same order (equal values by id, NaN last) and, being
+    // contiguous, runs about twice as fast as sorting indices.
+    const std::span<Scratch::Cand> by_shift = Scratch::take(scratch.cands, n);
+    for (size_t i = 0; i < n; ++i)
+      by_shift[i] = {std::fabs(-logp[i] - ent), static_cast<int32_t>(i)};
+    std::sort(by_shift.begin(), by_shift.end(), [](const Scratch::Cand& a, const Scratch::Cand& b) {
+      const bool na = std::isnan(a.v), nb = std::isnan(b.v);
+      if (na || nb) return na == nb ? a.id < b.id : nb;
+      return a.v < b.v || (a.v == b.v && a.id < b.id);
+    });
     const std::span<float> sorted_logits = Scratch::take(scratch.f2, n);
-    for (size_t i = 0; i < n; ++i) sorted_logits[i] = logits[order[i]];
+    for (size_t i = 0; i < n; ++i) sorted_logits[i] = logits[by_shift[i].id];
     // logp is no longer needed: its buffer takes the probabilities, and the
     // sorted logits' buffer the cumulative sum.
     const std::span<float> probs = logp;
@@ -446,10 +453,10 @@ class TypicalP final : public LogitsProcessor {
     size_t last = 0;
     for (float c : cum) last += c < mass ? 1 : 0;
     last = std::min(last, n - 1);
-    const float limit = shifted[order[last]];
+    const float limit = by_shift[last].v;
     const size_t keep = std::min<size_t>(n, static_cast<size_t>(min_keep_));
     for (size_t j = keep; j < n; ++j) {
-      if (shifted[order[j]] > limit) logits[order[j]] = kNegInf;
+      if (by_shift[j].v > limit) logits[by_shift[j].id] = kNegInf;
     }
   }
 
