@@ -216,11 +216,9 @@ void rows_impl(const MatmulArgs& a, int64_t o0, int64_t o1) {
 void matmul_rows_avx512(const MatmulArgs& a, int64_t o0, int64_t o1) {
   switch (a.w->type) {
     case DType::F32:
-      return rows_impl<LoadF32, false>(a, o0, o1);
     case DType::F16:
-      return rows_impl<LoadF16, false>(a, o0, o1);
     case DType::BF16:
-      return rows_impl<LoadBF16, false>(a, o0, o1);
+      return matmul_float_rows_avx512(a, o0, o1);
     case DType::Q8_0:
       return rows_impl<LoadQ8, true>(a, o0, o1);
     case DType::Q4_0:

@@ -51,5 +51,8 @@ void quantize_activation_row(const float* x, int64_t cols, uint8_t* out, int sta
 // Computes y for weight rows [o0, o1) and every activation row.
 void matmul_rows_avx2(const MatmulArgs& a, int64_t o0, int64_t o1);
 void matmul_rows_avx512(const MatmulArgs& a, int64_t o0, int64_t o1);
+// The float-weight (F32/F16/BF16) part of matmul_rows_avx512
+// (matmul_float_avx512.cpp).
+void matmul_float_rows_avx512(const MatmulArgs& a, int64_t o0, int64_t o1);
 
 }  // namespace nucleus::kernels::detail

@@ -1,0 +1,237 @@
+// AVX-512 matmul kernels for float weights (F32, F16, BF16). Each output's 16
+// lane sums (matmul_isa.h) live in one zmm register.
+//
+// Prefill (n >= kPanelMinN): a register tile of kR weight rows × kC
+// activation rows (24 accumulators of the 32 registers). A weight panel of kR
+// rows × kKc columns is converted to F32 once into a stack buffer that stays
+// in L1 and then serves every activation row of a block of kNc rows, so the
+// F16/BF16 conversion (two uops on the FMA ports per vector) is paid once per
+// kNc activation rows instead of once per kC. The activation block
+// (kNc × kKc floats) stays in L2. Between column chunks the accumulators go to
+// a stack buffer and come back unchanged, so every lane still adds its
+// products in the order i = j, j+16, ... and results match the unblocked
+// definition bit for bit.
+//
+// Decode (small n): weights are converted in registers as they stream from
+// memory; the bandwidth of the weight stream is the limit there.
+// GCC 12's AVX-512 intrinsic headers start some results from
+// _mm512_undefined_*(), which trips -Wuninitialized after inlining.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/dtype.h"
+#include "kernels/matmul_isa.h"
+
+namespace nucleus::kernels::detail {
+namespace {
+
+constexpr int kR = 6;        // weight rows per register tile
+constexpr int kC = 4;        // activation rows per register tile
+constexpr int kKc = 512;     // columns per chunk (a multiple of 16)
+constexpr int kNc = 128;     // most activation rows per block (a multiple of kC)
+constexpr int64_t kXBlockBytes = int64_t{1} << 20;  // activation block budget
+constexpr int kPanelMinN = 4;
+
+// The fixed tree of matmul_isa.h.
+inline float hsum16(__m512 v) {
+  const __m256 h = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << left) - 1);
+}
+
+// Sixteen weights starting at element i as floats; masked lanes read as zero.
+struct LoadF32 {
+  static __m512 load(const uint8_t* row, int64_t i, __mmask16 m) {
+    return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + i);
+  }
+};
+struct LoadF16 {
+  static __m512 load(const uint8_t* row, int64_t i, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * i));
+  }
+};
+struct LoadBF16 {
+  static __m512 load(const uint8_t* row, int64_t i, __mmask16 m) {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, row + 2 * i);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+};
+
+// ---- decode: kDecodeR weight rows × C activation rows, converted in registers.
+constexpr int kDecodeR = 4;
+
+template <class L, int C>
+void decode_tile(const MatmulArgs& a, int64_t o, int nr) {
+  const int64_t cols = a.w->cols;
+  const uint8_t* wr[kDecodeR];
+  const float* xr[C];
+  // Missing rows repeat the last real one (cached) and are not stored.
+#pragma GCC unroll 16
+  for (int r = 0; r < kDecodeR; ++r)
+    wr[r] = a.w->data + static_cast<size_t>(o + std::min(r, nr - 1)) * a.w_stride;
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) xr[c] = a.x + c * cols;
+  __m512 acc[kDecodeR][C];
+#pragma GCC unroll 16
+  for (int r = 0; r < kDecodeR; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < cols; i += 16) {
+    const __mmask16 m = tail_mask(cols - i);
+    __m512 xv[C];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) xv[c] = _mm512_maskz_loadu_ps(m, xr[c] + i);
+#pragma GCC unroll 16
+    for (int r = 0; r < kDecodeR; ++r) {
+      const __m512 wv = L::load(wr[r], i, m);
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < kDecodeR; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c)
+      if (r < nr) a.y[c * a.w->rows + o + r] = hsum16(acc[r][c]);
+}
+
+template <class L, int C>
+void decode_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
+  for (int64_t o = o0; o < o1; o += kDecodeR)
+    decode_tile<L, C>(a, o, static_cast<int>(std::min<int64_t>(kDecodeR, o1 - o)));
+}
+
+// ---- prefill.
+
+// Converts weight rows [o, o + nr) × columns [k0, k0 + kc) to F32 rows of
+// kKc floats; columns past the end of the row and rows past nr are zero.
+template <class L>
+void convert_panel(const MatmulArgs& a, int64_t o, int nr, int64_t k0, int64_t kc, float* panel) {
+  for (int r = 0; r < kR; ++r) {
+    float* dst = panel + r * kKc;
+    if (r >= nr) {
+      for (int64_t i = 0; i < kc; i += 16) _mm512_store_ps(dst + i, _mm512_setzero_ps());
+      continue;
+    }
+    const uint8_t* row = a.w->data + static_cast<size_t>(o + r) * a.w_stride;
+    for (int64_t i = 0; i < kc; i += 16)
+      _mm512_store_ps(dst + i, L::load(row, k0 + i, tail_mask(kc - i)));
+  }
+}
+
+// One tile over one column chunk. acc holds kR×kC lane vectors ([c][r]) from
+// the previous chunk unless first; the last chunk writes y instead.
+void panel_tile(const float* panel, const float* const* xr, int64_t kc, bool first, bool last,
+                float* acc_mem, float* const* yc, int nr, int ncv) {
+  __m512 acc[kC][kR];
+  if (first) {
+#pragma GCC unroll 32
+    for (int c = 0; c < kC; ++c)
+#pragma GCC unroll 32
+      for (int r = 0; r < kR; ++r) acc[c][r] = _mm512_setzero_ps();
+  } else {
+#pragma GCC unroll 32
+    for (int c = 0; c < kC; ++c)
+#pragma GCC unroll 32
+      for (int r = 0; r < kR; ++r) acc[c][r] = _mm512_load_ps(acc_mem + (c * kR + r) * 16);
+  }
+  for (int64_t i = 0; i < kc; i += 16) {
+    const __mmask16 m = tail_mask(kc - i);
+    __m512 xv[kC];
+#pragma GCC unroll 32
+    for (int c = 0; c < kC; ++c) xv[c] = _mm512_maskz_loadu_ps(m, xr[c] + i);
+#pragma GCC unroll 32
+    for (int r = 0; r < kR; ++r) {
+      const __m512 wv = _mm512_load_ps(panel + r * kKc + i);
+#pragma GCC unroll 32
+      for (int c = 0; c < kC; ++c) acc[c][r] = _mm512_fmadd_ps(wv, xv[c], acc[c][r]);
+    }
+  }
+  if (last) {
+    // Constant indices only (a variable one would keep acc in memory).
+#pragma GCC unroll 32
+    for (int c = 0; c < kC; ++c)
+#pragma GCC unroll 32
+      for (int r = 0; r < kR; ++r)
+        if (c < ncv && r < nr) yc[c][r] = hsum16(acc[c][r]);
+  } else {
+#pragma GCC unroll 32
+    for (int c = 0; c < kC; ++c)
+#pragma GCC unroll 32
+      for (int r = 0; r < kR; ++r) _mm512_store_ps(acc_mem + (c * kR + r) * 16, acc[c][r]);
+  }
+}
+
+template <class L>
+void panel_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
+  const int64_t cols = a.w->cols;
+  const int64_t rows = a.w->rows;
+  // The activation block is read again for every kR weight rows, so it must
+  // stay in L2 (a private 2 MiB per core on the development machine).
+  const int64_t nc_fit = kXBlockBytes / (cols * static_cast<int64_t>(sizeof(float))) / kC * kC;
+  const int64_t nc = std::clamp<int64_t>(nc_fit, kC, kNc);
+  alignas(64) float panel[kR * kKc];
+  alignas(64) float acc_mem[kNc * kR * 16];
+  for (int64_t n0 = 0; n0 < a.n; n0 += nc) {
+    const int64_t nn = std::min<int64_t>(nc, a.n - n0);
+    for (int64_t o = o0; o < o1; o += kR) {
+      const int nr = static_cast<int>(std::min<int64_t>(kR, o1 - o));
+      for (int64_t k0 = 0; k0 < cols; k0 += kKc) {
+        const int64_t kc = std::min<int64_t>(kKc, cols - k0);
+        const bool first = k0 == 0, last = k0 + kc == cols;
+        convert_panel<L>(a, o, nr, k0, kc, panel);
+        for (int64_t c0 = 0; c0 < nn; c0 += kC) {
+          const int ncv = static_cast<int>(std::min<int64_t>(kC, nn - c0));
+          const float* xr[kC];
+          float* yc[kC];
+          // Missing activation rows repeat the last real one and are not stored.
+          for (int c = 0; c < kC; ++c) {
+            const int64_t row = n0 + c0 + std::min(c, ncv - 1);
+            xr[c] = a.x + row * cols + k0;
+            yc[c] = a.y + row * rows + o;
+          }
+          panel_tile(panel, xr, kc, first, last, acc_mem + c0 * kR * 16, yc, nr, ncv);
+        }
+      }
+    }
+  }
+}
+
+template <class L>
+void rows_impl(const MatmulArgs& a, int64_t o0, int64_t o1) {
+  switch (a.n) {
+    case 1:
+      return decode_rows<L, 1>(a, o0, o1);
+    case 2:
+      return decode_rows<L, 2>(a, o0, o1);
+    case 3:
+      return decode_rows<L, 3>(a, o0, o1);
+    default:
+      static_assert(kPanelMinN == 4);
+      return panel_rows<L>(a, o0, o1);
+  }
+}
+
+}  // namespace
+
+void matmul_float_rows_avx512(const MatmulArgs& a, int64_t o0, int64_t o1) {
+  switch (a.w->type) {
+    case DType::F16:
+      return rows_impl<LoadF16>(a, o0, o1);
+    case DType::BF16:
+      return rows_impl<LoadBF16>(a, o0, o1);
+    default:
+      return rows_impl<LoadF32>(a, o0, o1);
+  }
+}
+
+}  // namespace nucleus::kernels::detail
