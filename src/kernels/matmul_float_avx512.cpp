@@ -144,8 +144,7 @@ void panel_tile(const float* panel, const float* const* xr, int64_t kc, bool fir
 #pragma GCC unroll 32
       for (int r = 0; r < kR; ++r) acc[c][r] = _mm512_load_ps(acc_mem + (c * kR + r) * 16);
   }
-  for (int64_t i = 0; i < kc; i += 16) {
-    const __mmask16 m = tail_mask(kc - i);
+  const auto step = [&](int64_t i, __mmask16 m) __attribute__((always_inline)) {
     __m512 xv[kC];
 #pragma GCC unroll 32
     for (int c = 0; c < kC; ++c) xv[c] = _mm512_maskz_loadu_ps(m, xr[c] + i);
@@ -155,7 +154,10 @@ void panel_tile(const float* panel, const float* const* xr, int64_t kc, bool fir
 #pragma GCC unroll 32
       for (int c = 0; c < kC; ++c) acc[c][r] = _mm512_fmadd_ps(wv, xv[c], acc[c][r]);
     }
-  }
+  };
+  int64_t i = 0;
+  for (; i + 16 <= kc; i += 16) step(i, 0xffff);
+  if (i < kc) step(i, tail_mask(kc - i));
   if (last) {
     // Constant indices only (a variable one would keep acc in memory).
 #pragma GCC unroll 32
