@@ -53,16 +53,19 @@ inline __mmask16 tail_mask(int64_t left) {
 
 // Sixteen weights starting at element i as floats; masked lanes read as zero.
 struct LoadF32 {
+  static constexpr int kSize = 4;  // bytes per weight
   static __m512 load(const uint8_t* row, int64_t i, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + i);
   }
 };
 struct LoadF16 {
+  static constexpr int kSize = 2;  // bytes per weight
   static __m512 load(const uint8_t* row, int64_t i, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * i));
   }
 };
 struct LoadBF16 {
+  static constexpr int kSize = 2;  // bytes per weight
   static __m512 load(const uint8_t* row, int64_t i, __mmask16 m) {
     const __m256i h = _mm256_maskz_loadu_epi16(m, row + 2 * i);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -215,7 +218,26 @@ void panel_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
         const int64_t kc = std::min<int64_t>(kKc, cols - k0);
         const bool first = k0 == 0, last = k0 + kc == cols;
         convert_panel<L>(a, o, nr, k0, kc, panel);
+        // The next panel's weights come from DRAM on first use; fetch them
+        // into L2 a few lines per tile while this panel is in use, so the
+        // next conversion does not wait on memory.
+        int64_t next_o = o, next_k0 = k0 + kKc;
+        if (next_k0 >= cols) next_o = o + kR, next_k0 = 0;
+        const int64_t next_nr = std::min<int64_t>(kR, o1 - next_o);
+        const int64_t next_bytes = std::min<int64_t>(kKc, cols - next_k0) * L::kSize;
+        const int64_t lines_per_row = (next_bytes + 63) / 64;
+        const int64_t lines = next_nr > 0 ? next_nr * lines_per_row : 0;
+        const int64_t lines_per_tile = (lines + (nn + kC - 1) / kC - 1) / ((nn + kC - 1) / kC);
+        const uint8_t* next_w =
+            lines > 0 ? a.w->data + static_cast<size_t>(next_o) * a.w_stride + next_k0 * L::kSize
+                      : a.w->data;
+        int64_t line = 0, in_row = 0;
+        const uint8_t* pf = next_w;
         for (int64_t c0 = 0; c0 < nn; c0 += kC) {
+          for (const int64_t end = std::min(lines, line + lines_per_tile); line < end; ++line) {
+            _mm_prefetch(reinterpret_cast<const char*>(pf) + in_row * 64, _MM_HINT_T1);
+            if (++in_row == lines_per_row) in_row = 0, pf += a.w_stride;
+          }
           const int ncv = static_cast<int>(std::min<int64_t>(kC, nn - c0));
           const float* xr[kC];
           float* yc[kC];
