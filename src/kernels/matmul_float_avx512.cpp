@@ -157,8 +157,8 @@ void convert_panel(const MatmulArgs& a, int64_t o, int nr, int64_t k0, int64_t k
 
 // One tile over one column chunk. acc holds kR×kC lane vectors ([c][r]) from
 // the previous chunk unless first; the last chunk writes y instead.
-void panel_tile(const float* panel, const float* const* xr, int64_t kc, bool first, bool last,
-                float* acc_mem, float* const* yc, int nr, int ncv) {
+void panel_tile(const float* panel, const float* const* xr, const float* const* xnext, int64_t kc,
+                bool first, bool last, float* acc_mem, float* const* yc, int nr, int ncv) {
   __m512 acc[kC][kR];
   if (first) {
 #pragma GCC unroll 32
@@ -175,6 +175,9 @@ void panel_tile(const float* panel, const float* const* xr, int64_t kc, bool fir
     __m512 xv[kC];
 #pragma GCC unroll 32
     for (int c = 0; c < kC; ++c) xv[c] = _mm512_maskz_loadu_ps(m, xr[c] + i);
+#pragma GCC unroll 32
+    for (int c = 0; c < kC; ++c)
+      _mm_prefetch(reinterpret_cast<const char*>(xnext[c] + i), _MM_HINT_T0);
 #pragma GCC unroll 32
     for (int r = 0; r < kR; ++r) {
       const __m512 wv = _mm512_load_ps(panel + r * kKc + i);
@@ -240,14 +243,17 @@ void panel_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
           }
           const int ncv = static_cast<int>(std::min<int64_t>(kC, nn - c0));
           const float* xr[kC];
+          const float* xnext[kC];
           float* yc[kC];
           // Missing activation rows repeat the last real one and are not stored.
           for (int c = 0; c < kC; ++c) {
             const int64_t row = n0 + c0 + std::min(c, ncv - 1);
             xr[c] = a.x + row * cols + k0;
             yc[c] = a.y + row * rows + o;
+            // The next tile's activations are fetched into L1 during this one.
+            xnext[c] = a.x + std::min(row + kC, n0 + nn - 1) * cols + k0;
           }
-          panel_tile(panel, xr, kc, first, last, acc_mem + c0 * kR * 16, yc, nr, ncv);
+          panel_tile(panel, xr, xnext, kc, first, last, acc_mem + c0 * kR * 16, yc, nr, ncv);
         }
       }
     }
