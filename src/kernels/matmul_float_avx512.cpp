@@ -47,6 +47,35 @@ inline float hsum16(__m512 v) {
   return _mm_cvtss_f32(s);
 }
 
+// hsum16 of 16 vectors at once, with exactly the additions of hsum16 (each
+// sum pairs the same two values; only whole-vector adds do them).
+inline void hsum16x16(const __m512 (&v)[16], float* out) {
+  __m512 l1[8], l2[4], l3[2];
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {  // s[j] = l[j] + l[j+8]: [a.s, b.s]
+    const __m512 a = v[2 * k], b = v[2 * k + 1];
+    l1[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                          _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {  // s[j] + s[j+4]: 128-bit lane m holds vector 4k+m
+    const __m512 a = l1[2 * k], b = l1[2 * k + 1];
+    l2[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < 2; ++k) {  // s[j] + s[j+2]: lane m holds vectors 8k+m, 8k+4+m
+    const __m512 a = l2[2 * k], b = l2[2 * k + 1];
+    l3[k] = _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                          _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  // s[0] + s[1]: element 4m+e holds vector 4e+m.
+  const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(l3[0], l3[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_ps(l3[0], l3[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  _mm512_storeu_ps(out, _mm512_permutexvar_ps(order, r));
+}
+
 inline __mmask16 tail_mask(int64_t left) {
   return left >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << left) - 1);
 }
@@ -189,12 +218,20 @@ void panel_tile(const float* panel, const float* const* xr, const float* const* 
   for (; i + 16 <= kc; i += 16) step(i, 0xffff);
   if (i < kc) step(i, tail_mask(kc - i));
   if (last) {
+    static_assert(kC * kR > 16 && kC * kR <= 32);
+    alignas(64) float sums[32];
+    __m512 v[16];
     // Constant indices only (a variable one would keep acc in memory).
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; ++k) v[k] = acc[k / kR][k % kR];
+    hsum16x16(v, sums);
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; ++k)
+      v[k] = 16 + k < kC * kR ? acc[(16 + k) / kR][(16 + k) % kR] : _mm512_setzero_ps();
+    hsum16x16(v, sums + 16);
 #pragma GCC unroll 32
-    for (int c = 0; c < kC; ++c)
-#pragma GCC unroll 32
-      for (int r = 0; r < kR; ++r)
-        if (c < ncv && r < nr) yc[c][r] = hsum16(acc[c][r]);
+    for (int k = 0; k < kC * kR; ++k)
+      if (k / kR < ncv && k % kR < nr) yc[k / kR][k % kR] = sums[k];
   } else {
 #pragma GCC unroll 32
     for (int c = 0; c < kC; ++c)
