@@ -184,21 +184,23 @@ void convert_panel(const MatmulArgs& a, int64_t o, int nr, int64_t k0, int64_t k
   }
 }
 
-// One tile over one column chunk. acc holds kR×kC lane vectors ([c][r]) from
-// the previous chunk unless first; the last chunk writes y instead.
+// One tile of R weight rows over one column chunk. acc holds R×kC lane
+// vectors ([c][r]) from the previous chunk unless first; the last chunk
+// writes y instead.
+template <int R>
 void panel_tile(const float* panel, const float* const* xr, const float* const* xnext, int64_t kc,
                 bool first, bool last, float* acc_mem, float* const* yc, int nr, int ncv) {
-  __m512 acc[kC][kR];
+  __m512 acc[kC][R];
   if (first) {
 #pragma GCC unroll 32
     for (int c = 0; c < kC; ++c)
 #pragma GCC unroll 32
-      for (int r = 0; r < kR; ++r) acc[c][r] = _mm512_setzero_ps();
+      for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
   } else {
 #pragma GCC unroll 32
     for (int c = 0; c < kC; ++c)
 #pragma GCC unroll 32
-      for (int r = 0; r < kR; ++r) acc[c][r] = _mm512_load_ps(acc_mem + (c * kR + r) * 16);
+      for (int r = 0; r < R; ++r) acc[c][r] = _mm512_load_ps(acc_mem + (c * R + r) * 16);
   }
   const auto step = [&](int64_t i, __mmask16 m) __attribute__((always_inline)) {
     __m512 xv[kC];
@@ -208,7 +210,7 @@ void panel_tile(const float* panel, const float* const* xr, const float* const* 
     for (int c = 0; c < kC; ++c)
       _mm_prefetch(reinterpret_cast<const char*>(xnext[c] + i), _MM_HINT_T0);
 #pragma GCC unroll 32
-    for (int r = 0; r < kR; ++r) {
+    for (int r = 0; r < R; ++r) {
       const __m512 wv = _mm512_load_ps(panel + r * kKc + i);
 #pragma GCC unroll 32
       for (int c = 0; c < kC; ++c) acc[c][r] = _mm512_fmadd_ps(wv, xv[c], acc[c][r]);
@@ -218,25 +220,25 @@ void panel_tile(const float* panel, const float* const* xr, const float* const* 
   for (; i + 16 <= kc; i += 16) step(i, 0xffff);
   if (i < kc) step(i, tail_mask(kc - i));
   if (last) {
-    static_assert(kC * kR > 16 && kC * kR <= 32);
-    alignas(64) float sums[32];
-    __m512 v[16];
+    constexpr int kSums = kC * R;
+    alignas(64) float sums[(kSums + 15) / 16 * 16];
     // Constant indices only (a variable one would keep acc in memory).
+#pragma GCC unroll 2
+    for (int g = 0; g < kSums; g += 16) {
+      __m512 v[16];
 #pragma GCC unroll 16
-    for (int k = 0; k < 16; ++k) v[k] = acc[k / kR][k % kR];
-    hsum16x16(v, sums);
-#pragma GCC unroll 16
-    for (int k = 0; k < 16; ++k)
-      v[k] = 16 + k < kC * kR ? acc[(16 + k) / kR][(16 + k) % kR] : _mm512_setzero_ps();
-    hsum16x16(v, sums + 16);
+      for (int k = 0; k < 16; ++k)
+        v[k] = g + k < kSums ? acc[(g + k) / R][(g + k) % R] : _mm512_setzero_ps();
+      hsum16x16(v, sums + g);
+    }
 #pragma GCC unroll 32
-    for (int k = 0; k < kC * kR; ++k)
-      if (k / kR < ncv && k % kR < nr) yc[k / kR][k % kR] = sums[k];
+    for (int k = 0; k < kSums; ++k)
+      if (k / R < ncv && k % R < nr) yc[k / R][k % R] = sums[k];
   } else {
 #pragma GCC unroll 32
     for (int c = 0; c < kC; ++c)
 #pragma GCC unroll 32
-      for (int r = 0; r < kR; ++r) _mm512_store_ps(acc_mem + (c * kR + r) * 16, acc[c][r]);
+      for (int r = 0; r < R; ++r) _mm512_store_ps(acc_mem + (c * R + r) * 16, acc[c][r]);
   }
 }
 
@@ -290,7 +292,13 @@ void panel_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
             // The next tile's activations are fetched into L1 during this one.
             xnext[c] = a.x + std::min(row + kC, n0 + nn - 1) * cols + k0;
           }
-          panel_tile(panel, xr, xnext, kc, first, last, acc_mem + c0 * kR * 16, yc, nr, ncv);
+          float* const am = acc_mem + c0 * kR * 16;
+          // A short group (the last of a task) takes the 4-row tile: less wasted work.
+          if (nr <= 4) {
+            panel_tile<4>(panel, xr, xnext, kc, first, last, am, yc, nr, ncv);
+          } else {
+            panel_tile<kR>(panel, xr, xnext, kc, first, last, am, yc, nr, ncv);
+          }
         }
       }
     }
