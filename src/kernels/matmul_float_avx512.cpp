@@ -1,20 +1,25 @@
 // AVX-512 matmul kernels for float weights (F32, F16, BF16). Each output's 16
 // lane sums (matmul_isa.h) live in one zmm register.
 //
-// Prefill (n >= kPanelMinN): a register tile of kR weight rows × kC
-// activation rows (24 accumulators of the 32 registers). A weight panel of kR
-// rows × kKc columns is converted to F32 once into a stack buffer that stays
-// in L1 and then serves every activation row of a block of kNc rows, so the
-// F16/BF16 conversion (two uops on the FMA ports per vector) is paid once per
-// kNc activation rows instead of once per kC. The activation block
-// (kNc × kKc floats) stays in L2. Between column chunks the accumulators go to
-// a stack buffer and come back unchanged, so every lane still adds its
-// products in the order i = j, j+16, ... and results match the unblocked
-// definition bit for bit.
+// Prefill (n >= kPanelMinN): a register tile of kR = 6 weight rows × kC = 4
+// activation rows (24 accumulators of the 32 registers; a task's last short
+// row group uses a 4-row tile). A weight panel of kR rows × kKc columns is
+// converted to F32 once into a stack buffer that stays in L1 and then serves
+// every activation row of a block of up to kNc rows, so the F16/BF16
+// conversion (two uops on the FMA ports per vector) is paid once per block
+// instead of once per kC rows. The activation block (sized to kXBlockBytes)
+// stays in L2 across all weight rows of the task; each tile prefetches the
+// next tile's activation rows into L1 and spreads prefetches of the next
+// panel's weights (from DRAM) over the tiles. Between column chunks the
+// accumulators go to a stack buffer and come back unchanged, so every lane
+// still adds its products in the order i = j, j+16, ... and results match
+// the unblocked definition bit for bit, whatever n, the block sizes or the
+// task split.
 //
-// Decode and short batches (n < kPanelMinN): weights are converted in
-// registers as they stream from memory; the bandwidth of the weight stream
-// is the limit there.
+// Decode and short batches (n < kPanelMinN): 4×4 tiles with weights
+// converted in registers as they stream from memory; the bandwidth of the
+// weight stream is the limit there.
+//
 // GCC 12's AVX-512 intrinsic headers start some results from
 // _mm512_undefined_*(), which trips -Wuninitialized after inlining.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -29,11 +34,13 @@
 namespace nucleus::kernels::detail {
 namespace {
 
-constexpr int kR = 6;        // weight rows per register tile
-constexpr int kC = 4;        // activation rows per register tile
-constexpr int kKc = 512;     // columns per chunk (a multiple of 16)
-constexpr int kNc = 128;     // most activation rows per block (a multiple of kC)
-constexpr int64_t kXBlockBytes = int64_t{1} << 20;  // activation block budget
+constexpr int kR = 6;     // weight rows per register tile
+constexpr int kC = 4;     // activation rows per register tile
+constexpr int kKc = 512;  // columns per chunk (a multiple of 16)
+constexpr int kNc = 128;  // most activation rows per block (a multiple of kC)
+// Activation block budget: half of the 2 MiB private L2 of the development
+// machine (Sapphire Rapids class); only speed depends on it.
+constexpr int64_t kXBlockBytes = int64_t{1} << 20;
 // Below this many activation rows the panel conversion costs more than it
 // saves (measured: n = 4 half as fast, n = 16 even).
 constexpr int kPanelMinN = 16;
