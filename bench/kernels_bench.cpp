@@ -160,6 +160,34 @@ const bool kRegistered = [] {
       }
     }
   }
+  // Float-weight prefill at every TinyLlama matrix shape (attention q/o,
+  // k/v, MLP gate/up, MLP down, output), short batches and typical prompt
+  // lengths.
+  const DType float_types[] = {DType::F16, DType::BF16, DType::F32};
+  const Shape all_shapes[] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
+  for (DType t : float_types) {
+    for (Shape s : all_shapes) {
+      for (int64_t n : {int64_t{4}, int64_t{16}, int64_t{128}, int64_t{512}}) {
+        for (int isa = 0; isa <= 1; ++isa) {
+          if (!matmul_isa_supported(static_cast<MatmulIsa>(isa))) continue;
+          for (int threads : {1, 2}) {
+            std::string name = "prefill/";
+            name += matmul_isa_name(static_cast<MatmulIsa>(isa));
+            name += "/";
+            name += dtype_name(t);
+            name += "/";
+            name += std::to_string(s.rows) + "x" + std::to_string(s.cols);
+            name += "/n=" + std::to_string(n);
+            name += "/t=" + std::to_string(threads);
+            benchmark::RegisterBenchmark(
+                name.c_str(), [=](benchmark::State& st) { run(st, t, s, n, threads, isa, false); })
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
+          }
+        }
+      }
+    }
+  }
   return true;
 }();
 

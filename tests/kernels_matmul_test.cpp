@@ -288,6 +288,49 @@ TEST(Matmul, QuantizedPathsEqualReferenceBitForBit) {
   }
 }
 
+// Prefill batches long enough that the float kernels split the activation
+// rows into several blocks and the columns into several chunks (with a ragged
+// last chunk): every row must still equal the row computed alone (the decode
+// path, which neither blocks nor chunks), on both ISAs, and stay within the
+// summation bound of the scalar reference.
+TEST(Matmul, LongFloatBatchesMatchRowsComputedAlone) {
+  ThreadPool one(1), two(2);
+  MatmulWorkspace ws;
+  const int64_t rows = 14;
+  const int64_t n = 137;
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+    for (int64_t cols : {int64_t{1100}, int64_t{5000}}) {
+      const Weights w = random_weights(t, rows, cols, 21);
+      const std::vector<float> x = random_x(n, cols, 22);
+      std::vector<float> ref(static_cast<size_t>(n * rows));
+      matmul_reference(w.m, x.data(), n, ref.data());
+      std::vector<float> first;
+      for (MatmulIsa isa : isas()) {
+        std::vector<float> y(ref.size(), -1.0f);
+        matmul(isa, w.m, x.data(), n, y.data(), two, ws);
+        for (int64_t r = 0; r < n; ++r) {
+          std::vector<float> alone(static_cast<size_t>(rows));
+          matmul(isa, w.m, x.data() + r * cols, 1, alone.data(), one, ws);
+          ASSERT_EQ(0, std::memcmp(alone.data(), y.data() + r * rows, rows * sizeof(float)))
+              << label(isa, t, cols) << " row " << r;
+          for (int64_t o = 0; o < rows; ++o) {
+            const double bound = 2.0 * (static_cast<double>(cols) + 5.0) * std::ldexp(1.0, -24) *
+                                 abs_sum(w.m, x.data() + r * cols, o);
+            ASSERT_LE(std::fabs(static_cast<double>(y[r * rows + o]) - ref[r * rows + o]), bound)
+                << label(isa, t, cols) << " row " << r << " out " << o;
+          }
+        }
+        if (first.empty()) {
+          first = y;
+        } else {
+          ASSERT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * sizeof(float)))
+              << label(isa, t, cols) << " differs from the first ISA";
+        }
+      }
+    }
+  }
+}
+
 TEST(Matmul, PackRejectsFloatAndBadShapes) {
   EXPECT_THROW(packed_layout(DType::F16, 16, 32), Error);
   EXPECT_THROW(packed_layout(DType::Q8_0, 16, 40), Error);
