@@ -303,6 +303,11 @@ TEST(CostReport, TextAndJson) {
   EXPECT_EQ(j["run"]["kv_cache"]["series"]["cumulative_flops"].size(), 128u);
   EXPECT_DOUBLE_EQ(j["bytes_per_weight"].get<double>(), 34.0 / 32);
   EXPECT_DOUBLE_EQ(j["peaks"]["matmul_flops_per_s"].get<double>(), 800e9);  // int8 for q8_0
+  // BF16 weights run through FMAs (widened to F32), so FMA is their bound.
+  const CostReport rb =
+      make_report("tinyllama-1.1b", cfg, DType::BF16, 512, 128, 1, true, fixed_peaks(), 2);
+  EXPECT_DOUBLE_EQ(
+      nlohmann::json::parse(render_json(rb))["peaks"]["matmul_flops_per_s"].get<double>(), 200e9);
   // KV memory after the run: 639 positions of 22 layers · 256 · 4 bytes · 2.
   EXPECT_DOUBLE_EQ(j["run"]["kv_cache"]["kv_memory_peak_bytes"].get<double>(),
                    2.0 * 22 * 639 * 256 * 4);
@@ -408,7 +413,7 @@ TEST(CostProbe, UtilisationPicksThePeakForTheDtype) {
   const MachinePeaks p = fixed_peaks();
   EXPECT_DOUBLE_EQ(mfu(50e9, p, DType::F32, 1), 0.5);   // FMA, one thread
   EXPECT_DOUBLE_EQ(mfu(50e9, p, DType::F16, 2), 0.25);  // FMA, all threads
-  EXPECT_DOUBLE_EQ(mfu(75e9, p, DType::BF16, 1), 0.5);
+  EXPECT_DOUBLE_EQ(mfu(75e9, p, DType::BF16, 1), 0.75);  // FMA: BF16 is widened to F32
   EXPECT_DOUBLE_EQ(mfu(200e9, p, DType::Q8_0, 1), 0.5);
   EXPECT_DOUBLE_EQ(mfu(200e9, p, DType::Q4_0, 2), 0.25);
   EXPECT_DOUBLE_EQ(mbu(5e9, p, 1), 0.5);

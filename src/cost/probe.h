@@ -53,8 +53,8 @@ MachinePeaks load_peaks(const std::string& path);
 // default with `source` saying why (an unreadable cache is named, not fatal).
 MachinePeaks cached_or_default_peaks(const std::string& path = peaks_cache_path());
 
-// The peak that bounds a matmul with weights of this dtype: f32/f16 -> FMA,
-// bf16 -> bf16 dot, q8_0/q4_0 -> int8 dot. `threads` > 1 picks the all-thread rate.
+// The peak that bounds a matmul with weights of this dtype as our kernels run
+// it: f32/f16/bf16 -> FMA (bf16 is widened to f32), q8_0/q4_0 -> int8 dot. `threads` > 1 picks the all-thread rate.
 double peak_flops(const MachinePeaks& peaks, DType weight_dtype, int threads);
 double peak_bandwidth(const MachinePeaks& peaks, int threads);
 // Model FLOPs utilisation and memory bandwidth utilisation, in [0, 1] when the
