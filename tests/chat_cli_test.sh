@@ -8,6 +8,15 @@ nucleus="$1"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# The rendered prompt that --show-prompt wrote to stderr (file $1).
+shown_prompt() {
+  python3 -c '
+import sys
+t = open(sys.argv[1]).read()
+a = t.index("--- prompt ---\n") + len("--- prompt ---\n")
+b = t.index("\n--- end ---")
+sys.stdout.write(t[a:b])' "$1"
+}
 
 for f in config.json model.safetensors tokenizer.json generation_config.json; do
   ln -s "$PWD/data/hf/stories260K-hf/$f" "$tmp/$f"
@@ -20,12 +29,7 @@ cp data/chat/llama2.tokenizer_config.json "$tmp/tokenizer_config.json"
 # trim_blocks and lstrip_blocks): each turn is "<|role|>\n" + content + eos,
 # followed by the newline after the expression; then "<|assistant|>\n".
 expected=$'<|system|>\nBe brief</s>\n<|user|>\nHi</s>\n<|assistant|>\n'
-prompt="$(python3 -c '
-import sys
-t = open(sys.argv[1]).read()
-a = t.index("--- prompt ---\n") + len("--- prompt ---\n")
-b = t.index("\n--- end ---")
-sys.stdout.write(t[a:b])' "$tmp/err.txt")"
+prompt="$(shown_prompt "$tmp/err.txt")"
 [[ "$prompt" == "${expected%$'\n'}" ]] || fail "rendered prompt differs: $(printf '%q' "$prompt")"
 [[ -s "$tmp/out.txt" ]] || fail "no reply"
 
@@ -46,12 +50,7 @@ mkdir "$tmp/gguf"
 "$nucleus" convert "$tmp" -o "$tmp/gguf/m.gguf" --type f32 2>/dev/null
 "$nucleus" chat -m "$tmp/gguf/m.gguf" --system "Be brief" --message "Hi" -n 4 --show-prompt \
   >"$tmp/out3.txt" 2>"$tmp/err3.txt"
-prompt3="$(python3 -c '
-import sys
-t = open(sys.argv[1]).read()
-a = t.index("--- prompt ---\n") + len("--- prompt ---\n")
-b = t.index("\n--- end ---")
-sys.stdout.write(t[a:b])' "$tmp/err3.txt")"
+prompt3="$(shown_prompt "$tmp/err3.txt")"
 [[ "$prompt3" == "${expected%$'\n'}" ]] || fail "GGUF template renders differently: $(printf '%q' "$prompt3")"
 
 # A GGUF without a template and without a config beside it: one-line error.

@@ -11,29 +11,12 @@
 #include <random>
 #include <vector>
 
+#include "alloc_counter.h"
 #include "kernels/dtype.h"
 #include "kernels/matmul.h"
 #include "kernels/quant_pack.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
-
-// Counts heap allocations so a test can check that matmul makes none. The
-// replacements pair malloc with free, which GCC cannot see through inlining.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
-std::atomic<long> g_allocations{0};
-}
-void* operator new(size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, size_t) noexcept {
-  std::free(p);
-}
 
 namespace nucleus::kernels {
 namespace {
@@ -215,9 +198,9 @@ TEST(Matmul, DefaultPathAllocatesNothingOnceWarm) {
     const std::vector<float> x = random_x(8, 256, 2);
     std::vector<float> y(8 * 64);
     matmul(w.m, x.data(), 8, y.data(), pool, ws);  // grows ws once
-    const long before = g_allocations.load();
+    const long before = testutil::allocations();
     for (int64_t n : {1, 8, 3}) matmul(w.m, x.data(), n, y.data(), pool, ws);
-    EXPECT_EQ(g_allocations.load(), before) << dtype_name(t);
+    EXPECT_EQ(testutil::allocations(), before) << dtype_name(t);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "alloc_counter.h"
 #include "generate/generator.h"
 #include "generate_test_util.h"
 #include "sampling/generation_config.h"
@@ -18,31 +19,12 @@
 #include "sampling/processor.h"
 #include "sampling/select.h"
 
-// The replacements pair malloc with free, which GCC cannot see through inlining.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
-std::atomic<long> g_allocations{0};
-}
-void* operator new(size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, size_t) noexcept {
-  std::free(p);
-}
-
 namespace nucleus {
 namespace {
 
 using namespace sampling;
 
-long allocations() {
-  return g_allocations.load(std::memory_order_relaxed);
-}
+using testutil::allocations;
 
 constexpr int64_t kVocab = 32000;
 constexpr int kSteps = 10;
@@ -61,7 +43,7 @@ std::vector<float> random_rows(int n_rows, uint32_t seed) {
 }
 
 struct ChainRun {
-  long allocations = 0;      // during the measured steps
+  long allocations = 0;       // during the measured steps
   int64_t min_survivors = 0;  // fewest candidates left after the chain
   int64_t max_survivors = 0;
 };
