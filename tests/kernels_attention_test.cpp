@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -93,6 +94,39 @@ TEST(Attention, MatchesDirectSoftmaxInDouble) {
             << " head " << h << " d " << d;
       }
     }
+  }
+}
+
+// The grouped pass (all query heads of a KV head per block) must give every
+// head exactly attention_head's bits: batch invariance rests on a head's
+// arithmetic not depending on how the heads are scheduled.
+TEST(Attention, GroupedPassEqualsPerHeadBitForBit) {
+  const int64_t block = 16;
+  for (const Case& c : {Case{8, 2, 64, 37}, Case{4, 4, 64, 16}, Case{6, 2, 12, 50}}) {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+    const int64_t nb = (c.positions + block - 1) / block;
+    std::vector<std::vector<float>> kblk(nb, std::vector<float>(block * kv_dim)),
+        vblk(nb, std::vector<float>(block * kv_dim));
+    std::vector<const float*> kp, vp;
+    for (int64_t b = 0; b < nb; ++b) {
+      for (auto& v : kblk[b]) v = dist(rng);
+      for (auto& v : vblk[b]) v = dist(rng);
+      kp.push_back(kblk[b].data());
+      vp.push_back(vblk[b].data());
+    }
+    std::vector<float> q(c.n_heads * c.head_dim);
+    for (auto& v : q) v = dist(rng);
+    const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, block};
+    std::vector<float> grouped(q.size(), -1.0f), single(q.size(), -2.0f);
+    for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh)
+      attention_kv_group(shape, q.data(), kp, vp, c.positions, kvh, grouped.data());
+    for (int64_t h = 0; h < c.n_heads; ++h)
+      attention_head(shape, q.data() + h * c.head_dim, kp, vp, c.positions, h,
+                     single.data() + h * c.head_dim);
+    ASSERT_EQ(0, std::memcmp(grouped.data(), single.data(), q.size() * sizeof(float)))
+        << "heads " << c.n_heads << " kv " << c.n_kv_heads;
   }
 }
 

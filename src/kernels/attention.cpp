@@ -104,86 +104,138 @@ inline void accumulate_values(float* out, const float* probs, const float* vb, i
 
 }  // namespace
 
+namespace {
+
+constexpr int64_t kMaxBlock = 256;
+
+void check_shape(const AttentionShape& shape) {
+  if (shape.block_size <= 0 || shape.block_size > kMaxBlock)
+    throw Error("attention: KV block size " + std::to_string(shape.block_size) +
+                " is outside [1, 256]");
+}
+
+// One query head's online-softmax state across KV blocks.
+struct HeadState {
+  float running_max = -std::numeric_limits<float>::infinity();
+  float denom = 0.0f;
+};
+
+// Folds one KV block (n positions; kb/vb point at this KV head's slice of
+// its first position, rows kv_dim apart) into one head's state and output.
+// Every head does exactly these operations whoever calls it, so a head's
+// result does not depend on which other heads share the pass.
+void attend_block(const float* q_head, const float* kb, const float* vb, int64_t n, int64_t hd,
+                  int64_t kv_dim, float scale, HeadState& st, float* out_head) {
+  alignas(32) float scores[kMaxBlock];
+  alignas(32) float probs[kMaxBlock];
+  const bool vec = hd % 8 == 0;
+  int64_t j = 0;
+  if (vec) {
+    for (; j + 8 <= n; j += 8)
+      _mm256_store_ps(scores + j, dot8(q_head, kb + j * kv_dim, kv_dim, hd));
+  }
+  for (; j < n; ++j) scores[j] = dot(q_head, kb + j * kv_dim, hd);
+  // Max is exact, so lanes may find it in any order.
+  __m256 vmax = _mm256_set1_ps(st.running_max);
+  const __m256 sv = _mm256_set1_ps(scale);
+  for (j = 0; j + 8 <= n; j += 8) {
+    const __m256 x = _mm256_mul_ps(_mm256_load_ps(scores + j), sv);
+    _mm256_store_ps(scores + j, x);
+    vmax = _mm256_max_ps(vmax, x);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  float block_max = st.running_max;
+  for (float v : lanes) block_max = std::max(block_max, v);
+  for (; j < n; ++j) {
+    scores[j] *= scale;
+    block_max = std::max(block_max, scores[j]);
+  }
+  // Rescale what was accumulated so far to the new maximum, once per block.
+  const float correction = std::exp(st.running_max - block_max);
+  st.denom *= correction;
+  const __m256 mx = _mm256_set1_ps(block_max);
+  for (j = 0; j + 8 <= n; j += 8)
+    _mm256_store_ps(probs + j, exp8(_mm256_sub_ps(_mm256_load_ps(scores + j), mx)));
+  if (j < n) {
+    alignas(32) float tail[8] = {};
+    for (int64_t t = j; t < n; ++t) tail[t - j] = scores[t];
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(tail), mx));
+    _mm256_store_ps(tail, e);
+    for (int64_t t = j; t < n; ++t) probs[t] = tail[t - j];
+  }
+  for (j = 0; j < n; ++j) st.denom += probs[j];
+  if (vec) {
+    // 32 output values at a time stay in registers while the block's values pass.
+    int64_t d0 = 0;
+    for (; d0 + 32 <= hd; d0 += 32)
+      accumulate_values<4>(out_head + d0, probs, vb + d0, kv_dim, n, correction);
+    for (; d0 < hd; d0 += 8)
+      accumulate_values<1>(out_head + d0, probs, vb + d0, kv_dim, n, correction);
+  } else {
+    for (int64_t d = 0; d < hd; ++d) {
+      float even = out_head[d] * correction, odd = 0.0f;
+      for (j = 0; j < n; ++j) {
+        float& acc = j % 2 == 0 ? even : odd;
+        acc = std::fma(probs[j], vb[j * kv_dim + d], acc);
+      }
+      out_head[d] = even + odd;
+    }
+  }
+  st.running_max = block_max;
+}
+
+void finish(const HeadState& st, int64_t hd, float* out_head) {
+  const float inv = 1.0f / st.denom;
+  for (int64_t d = 0; d < hd; ++d) out_head[d] *= inv;
+}
+
+}  // namespace
+
 void attention_head(const AttentionShape& shape, const float* q_head,
                     std::span<const float* const> key_blocks,
                     std::span<const float* const> value_blocks, int64_t n_positions, int64_t head,
                     float* out_head) {
+  check_shape(shape);
   const int64_t hd = shape.head_dim;
   const int64_t kv_dim = shape.n_kv_heads * hd;
   const int64_t kv_head = head / (shape.n_heads / shape.n_kv_heads);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  constexpr int64_t kMaxBlock = 256;
-  if (shape.block_size <= 0 || shape.block_size > kMaxBlock)
-    throw Error("attention: KV block size " + std::to_string(shape.block_size) +
-                " is outside [1, 256]");
-  alignas(32) float scores[kMaxBlock];
-  alignas(32) float probs[kMaxBlock];
-  float running_max = -std::numeric_limits<float>::infinity();
-  float denom = 0.0f;
+  HeadState st;
   for (int64_t d = 0; d < hd; ++d) out_head[d] = 0.0f;
-  const bool vec = hd % 8 == 0;
+  for (int64_t b0 = 0, bi = 0; b0 < n_positions; b0 += shape.block_size, ++bi) {
+    const int64_t n = std::min(shape.block_size, n_positions - b0);
+    attend_block(q_head, key_blocks[static_cast<size_t>(bi)] + kv_head * hd,
+                 value_blocks[static_cast<size_t>(bi)] + kv_head * hd, n, hd, kv_dim, scale, st,
+                 out_head);
+  }
+  finish(st, hd, out_head);
+}
 
+void attention_kv_group(const AttentionShape& shape, const float* q_row,
+                        std::span<const float* const> key_blocks,
+                        std::span<const float* const> value_blocks, int64_t n_positions,
+                        int64_t kv_head, float* out_row) {
+  check_shape(shape);
+  const int64_t hd = shape.head_dim;
+  const int64_t kv_dim = shape.n_kv_heads * hd;
+  const int64_t group = shape.n_heads / shape.n_kv_heads;
+  constexpr int64_t kMaxGroup = 64;
+  if (group > kMaxGroup)
+    throw Error("attention: " + std::to_string(group) + " query heads per KV head (at most 64)");
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  HeadState st[kMaxGroup];
+  const int64_t h0 = kv_head * group;
+  for (int64_t d = 0; d < group * hd; ++d) out_row[h0 * hd + d] = 0.0f;
   for (int64_t b0 = 0, bi = 0; b0 < n_positions; b0 += shape.block_size, ++bi) {
     const int64_t n = std::min(shape.block_size, n_positions - b0);
     const float* kb = key_blocks[static_cast<size_t>(bi)] + kv_head * hd;
     const float* vb = value_blocks[static_cast<size_t>(bi)] + kv_head * hd;
-    int64_t j = 0;
-    if (vec) {
-      for (; j + 8 <= n; j += 8)
-        _mm256_store_ps(scores + j, dot8(q_head, kb + j * kv_dim, kv_dim, hd));
-    }
-    for (; j < n; ++j) scores[j] = dot(q_head, kb + j * kv_dim, hd);
-    // Max is exact, so lanes may find it in any order.
-    __m256 vmax = _mm256_set1_ps(running_max);
-    const __m256 sv = _mm256_set1_ps(scale);
-    for (j = 0; j + 8 <= n; j += 8) {
-      const __m256 x = _mm256_mul_ps(_mm256_load_ps(scores + j), sv);
-      _mm256_store_ps(scores + j, x);
-      vmax = _mm256_max_ps(vmax, x);
-    }
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, vmax);
-    float block_max = running_max;
-    for (float v : lanes) block_max = std::max(block_max, v);
-    for (; j < n; ++j) {
-      scores[j] *= scale;
-      block_max = std::max(block_max, scores[j]);
-    }
-    // Rescale what was accumulated so far to the new maximum, once per block.
-    const float correction = std::exp(running_max - block_max);
-    denom *= correction;
-    const __m256 mx = _mm256_set1_ps(block_max);
-    for (j = 0; j + 8 <= n; j += 8)
-      _mm256_store_ps(probs + j, exp8(_mm256_sub_ps(_mm256_load_ps(scores + j), mx)));
-    if (j < n) {
-      alignas(32) float tail[8] = {};
-      for (int64_t t = j; t < n; ++t) tail[t - j] = scores[t];
-      const __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(tail), mx));
-      _mm256_store_ps(tail, e);
-      for (int64_t t = j; t < n; ++t) probs[t] = tail[t - j];
-    }
-    for (j = 0; j < n; ++j) denom += probs[j];
-    if (vec) {
-      // 32 output values at a time stay in registers while the block's values pass.
-      int64_t d0 = 0;
-      for (; d0 + 32 <= hd; d0 += 32)
-        accumulate_values<4>(out_head + d0, probs, vb + d0, kv_dim, n, correction);
-      for (; d0 < hd; d0 += 8)
-        accumulate_values<1>(out_head + d0, probs, vb + d0, kv_dim, n, correction);
-    } else {
-      for (int64_t d = 0; d < hd; ++d) {
-        float even = out_head[d] * correction, odd = 0.0f;
-        for (j = 0; j < n; ++j) {
-          float& acc = j % 2 == 0 ? even : odd;
-          acc = std::fma(probs[j], vb[j * kv_dim + d], acc);
-        }
-        out_head[d] = even + odd;
-      }
-    }
-    running_max = block_max;
+    for (int64_t g = 0; g < group; ++g)
+      attend_block(q_row + (h0 + g) * hd, kb, vb, n, hd, kv_dim, scale, st[g],
+                   out_row + (h0 + g) * hd);
   }
-  const float inv = 1.0f / denom;
-  for (int64_t d = 0; d < hd; ++d) out_head[d] *= inv;
+  for (int64_t g = 0; g < group; ++g) finish(st[g], hd, out_row + (h0 + g) * hd);
 }
 
 }  // namespace nucleus::kernels

@@ -23,4 +23,14 @@ void attention_head(const AttentionShape& shape, const float* q_head,
                     std::span<const float* const> value_blocks, int64_t n_positions, int64_t head,
                     float* out_head);
 
+// Every query head that shares KV head `kv_head` (heads kv_head·G ..
+// kv_head·G + G - 1, G = n_heads / n_kv_heads), in one pass over the K/V
+// blocks, so each block is read from memory once for the whole group (GQA).
+// q_row / out_row hold all n_heads heads of one row; only the group's heads
+// are written. Each head's result is bit-identical to attention_head's.
+void attention_kv_group(const AttentionShape& shape, const float* q_row,
+                        std::span<const float* const> key_blocks,
+                        std::span<const float* const> value_blocks, int64_t n_positions,
+                        int64_t kv_head, float* out_row);
+
 }  // namespace nucleus::kernels

@@ -62,8 +62,8 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
     if (r.token < 0 || r.token >= c.vocab_size)
       throw Error("token id " + std::to_string(r.token) + " is out of range [0, " +
                   std::to_string(c.vocab_size) + ")");
-    auto it = std::find_if(added_.begin(), added_.end(),
-                           [&](const auto& e) { return e.first == r.seq; });
+    auto it =
+        std::find_if(added_.begin(), added_.end(), [&](const auto& e) { return e.first == r.seq; });
     if (it == added_.end()) it = added_.insert(added_.end(), {r.seq, 0});
     const int64_t pos = kv_.length(r.seq) + it->second++;
     if (pos >= context_length_)
@@ -77,6 +77,13 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
 
   ensure_scratch(n);
   for (int64_t i = 0; i < n; ++i) pos_[i] = kv_.append(batch.rows[i].seq);
+  row_seq_.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t seq = batch.rows[i].seq;
+    row_seq_[i] = static_cast<int32_t>(
+        std::find_if(added_.begin(), added_.end(), [&](const auto& e) { return e.first == seq; }) -
+        added_.begin());
+  }
 
   // Embedding lookup.
   const TensorView& emb = model_->token_embedding();
@@ -118,37 +125,38 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
     observe(l, "k", k_, n, kvd);
     observe(l, "v", v_, n, kvd);
 
-    // Attention: every row reads its own sequence's positions [0, pos].
-    const auto attend = [&](int64_t i) {
-      const int32_t seq = batch.rows[i].seq;
-      const std::span<const int32_t> ids = kv_.blocks(seq);
+    // Attention: every row reads its own sequence's positions [0, pos]. One
+    // block table per sequence of the batch (rows of a prompt share it), and
+    // one task per (row, KV head) so each K/V block is read once for the
+    // query heads that share it and decode spreads over the threads too.
+    table_off_.resize(added_.size() + 1);
+    table_off_[0] = 0;
+    for (size_t s = 0; s < added_.size(); ++s) {
+      const int64_t len = kv_.length(added_[s].first);
+      table_off_[s + 1] = table_off_[s] + (len + ashape.block_size - 1) / ashape.block_size;
+    }
+    kblocks_.resize(static_cast<size_t>(table_off_.back()));
+    vblocks_.resize(static_cast<size_t>(table_off_.back()));
+    for (size_t s = 0; s < added_.size(); ++s) {
+      const std::span<const int32_t> ids = kv_.blocks(added_[s].first);
+      for (int64_t b = 0; b < table_off_[s + 1] - table_off_[s]; ++b) {
+        kblocks_[static_cast<size_t>(table_off_[s] + b)] =
+            kv_.key_block(ids[static_cast<size_t>(b)], l);
+        vblocks_[static_cast<size_t>(table_off_[s] + b)] =
+            kv_.value_block(ids[static_cast<size_t>(b)], l);
+      }
+    }
+    const auto attend = [&](int64_t task) {
+      const int64_t i = task / c.n_kv_heads;
+      const int64_t kvh = task % c.n_kv_heads;
       const int64_t npos = pos_[i] + 1;
-      const int64_t nb = (npos + ashape.block_size - 1) / ashape.block_size;
-      // Small fixed-size pointer tables on the stack for typical contexts.
-      constexpr int64_t kInline = 512;
-      const float* kb_inline[kInline];
-      const float* vb_inline[kInline];
-      std::vector<const float*> kb_heap, vb_heap;
-      const float** kb = kb_inline;
-      const float** vb = vb_inline;
-      if (nb > kInline) {
-        kb_heap.resize(static_cast<size_t>(nb));
-        vb_heap.resize(static_cast<size_t>(nb));
-        kb = kb_heap.data();
-        vb = vb_heap.data();
-      }
-      for (int64_t b = 0; b < nb; ++b) {
-        kb[b] = kv_.key_block(ids[static_cast<size_t>(b)], l);
-        vb[b] = kv_.value_block(ids[static_cast<size_t>(b)], l);
-      }
-      for (int64_t h = 0; h < c.n_heads; ++h) {
-        kernels::attention_head(ashape, q_.data() + i * qd + h * c.head_dim,
-                                {kb, static_cast<size_t>(nb)}, {vb, static_cast<size_t>(nb)}, npos,
-                                h, att_.data() + i * qd + h * c.head_dim);
-      }
+      const size_t nb = static_cast<size_t>((npos + ashape.block_size - 1) / ashape.block_size);
+      const size_t off = static_cast<size_t>(table_off_[static_cast<size_t>(row_seq_[i])]);
+      kernels::attention_kv_group(ashape, q_.data() + i * qd, {kblocks_.data() + off, nb},
+                                  {vblocks_.data() + off, nb}, npos, kvh, att_.data() + i * qd);
     };
     // One captured reference fits std::function's small buffer: no allocation.
-    pool_.parallel_for(n, [&attend](int64_t i) { attend(i); });
+    pool_.parallel_for(n * c.n_kv_heads, [&attend](int64_t task) { attend(task); });
     for (int64_t i = 0; i < n; ++i) {
       counters_.attention_flops += 4 * c.head_dim * (pos_[i] + 1) * c.n_heads;
       counters_.kv_read_bytes += 2 * (pos_[i] + 1) * kvd * 4;

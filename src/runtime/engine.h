@@ -105,6 +105,10 @@ class Engine {
   int64_t capacity_ = 0;
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, out_;
   std::vector<int64_t> pos_;
+  // Per forward call: each row's index in added_, and per layer the K/V
+  // block tables of the batch's sequences (sequence s at table_off_[s]).
+  std::vector<int32_t> row_seq_;
+  std::vector<int64_t> table_off_;
   std::vector<const float*> kblocks_, vblocks_;
 };
 
