@@ -1,5 +1,8 @@
 // AVX2+FMA+F16C matmul kernels (the baseline every supported CPU has). The
 // 16 lane sums of matmul_isa.h live in two 8-wide registers per output.
+// Decode and short batches (n < kPanelMinN): 2×2 tiles, weights converted in
+// registers as they stream in. Prefill: converted weight panels reused over
+// a block of activation rows (panel_rows below, as in matmul_avx512.cpp).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -130,8 +133,188 @@ struct Tiles {
   static constexpr auto kTable = table(std::make_integer_sequence<int, kR>());
 };
 
+// ---- prefill (n >= kPanelMinN): the design of matmul_avx512.cpp with each
+// output's 16 lanes in two ymm registers. A panel of kPR weight rows × kKc
+// columns is converted to F32 once into an L1-resident stack buffer and then
+// serves every activation row of a block (sized to kXBlockBytes, kept in
+// L2), kPR × kPC outputs at a time. Between column chunks the accumulators
+// go to a stack buffer and come back unchanged, so every lane still adds its
+// products in the order i = j, j+16, ... and the results match the decode
+// tiles above (and AVX-512) bit for bit, whatever n, the block sizes or the
+// task split.
+// 3×2 outputs = 12 accumulators + 2 activation registers + 1 weight: the
+// 16 ymm registers without spills (measured against 2×3, 2×4, 4×1).
+constexpr int kPR = 3;    // weight rows per register tile
+constexpr int kPC = 2;    // activation rows per register tile
+constexpr int kKc = 512;  // columns per chunk (a multiple of 16)
+constexpr int kNc = 128;  // most activation rows per block (a multiple of kPC)
+// Activation block budget (kept in L2; only speed depends on it).
+constexpr int64_t kXBlockBytes = int64_t{1} << 20;
+// Below this many activation rows the panel conversion costs more than it
+// saves (the threshold of matmul_avx512.cpp).
+constexpr int kPanelMinN = 16;
+
+// Lane masks for _mm256_maskload_ps: the first `left` of 16 lanes.
+inline void tail_masks(int64_t left, __m256i& m0, __m256i& m1) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i n = _mm256_set1_epi32(static_cast<int>(std::min<int64_t>(left, 16)));
+  m0 = _mm256_cmpgt_epi32(n, idx);
+  m1 = _mm256_cmpgt_epi32(n, _mm256_add_epi32(idx, _mm256_set1_epi32(8)));
+}
+
+// Converts weight rows [o, o + nr) × columns [k0, k0 + kc) to F32 rows of
+// kKc floats; columns past kc (to the next multiple of 16) and rows past nr
+// are zero.
+template <class L>
+void convert_panel(const MatmulArgs& a, int64_t o, int nr, int64_t k0, int64_t kc, float* panel) {
+  const int64_t full = kc / 16 * 16;
+  for (int r = 0; r < kPR; ++r) {
+    float* dst = panel + r * kKc;
+    if (r >= nr) {
+      for (int64_t i = 0; i < kc; i += 8) _mm256_store_ps(dst + i, _mm256_setzero_ps());
+      continue;
+    }
+    const uint8_t* row = a.w->data + static_cast<size_t>(o + r) * a.w_stride;
+    for (int64_t i = 0; i < full; i += 16) {
+      _mm256_store_ps(dst + i, L::load8(row, k0 + i));
+      _mm256_store_ps(dst + i + 8, L::load8(row, k0 + i + 8));
+    }
+    if (full < kc) {
+      alignas(32) uint8_t t[64] = {};
+      std::memcpy(t, row + (k0 + full) * L::kSize, static_cast<size_t>(kc - full) * L::kSize);
+      _mm256_store_ps(dst + full, L::load8(t, 0));
+      _mm256_store_ps(dst + full + 8, L::load8(t, 8));
+    }
+  }
+}
+
+// One tile of R weight rows × kPC activation rows over one column chunk.
+template <int R>
+void panel_tile(const float* panel, const float* const* xr, const float* const* xnext, int64_t kc,
+                bool first, bool last, float* acc_mem, float* const* yc, int nr, int ncv) {
+  __m256 acc[kPC][R][2];
+  if (first) {
+#pragma GCC unroll 32
+    for (int c = 0; c < kPC; ++c)
+#pragma GCC unroll 32
+      for (int r = 0; r < R; ++r) acc[c][r][0] = acc[c][r][1] = _mm256_setzero_ps();
+  } else {
+#pragma GCC unroll 32
+    for (int c = 0; c < kPC; ++c)
+#pragma GCC unroll 32
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h)
+          acc[c][r][h] = _mm256_load_ps(acc_mem + ((c * R + r) * 2 + h) * 8);
+  }
+  int64_t i = 0;
+  for (; i + 16 <= kc; i += 16) {
+#pragma GCC unroll 32
+    for (int c = 0; c < kPC; ++c)
+      _mm_prefetch(reinterpret_cast<const char*>(xnext[c] + i), _MM_HINT_T0);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      __m256 xv[kPC];
+#pragma GCC unroll 32
+      for (int c = 0; c < kPC; ++c) xv[c] = _mm256_loadu_ps(xr[c] + i + 8 * h);
+#pragma GCC unroll 32
+      for (int r = 0; r < R; ++r) {
+        const __m256 wv = _mm256_load_ps(panel + r * kKc + i + 8 * h);
+#pragma GCC unroll 32
+        for (int c = 0; c < kPC; ++c) acc[c][r][h] = _mm256_fmadd_ps(wv, xv[c], acc[c][r][h]);
+      }
+    }
+  }
+  if (i < kc) {
+    // Masked lanes read as zero, as do the panel's: 0·0 leaves each lane as is.
+    __m256i m[2];
+    tail_masks(kc - i, m[0], m[1]);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      __m256 xv[kPC];
+#pragma GCC unroll 32
+      for (int c = 0; c < kPC; ++c) xv[c] = _mm256_maskload_ps(xr[c] + i + 8 * h, m[h]);
+#pragma GCC unroll 32
+      for (int r = 0; r < R; ++r) {
+        const __m256 wv = _mm256_load_ps(panel + r * kKc + i + 8 * h);
+#pragma GCC unroll 32
+        for (int c = 0; c < kPC; ++c) acc[c][r][h] = _mm256_fmadd_ps(wv, xv[c], acc[c][r][h]);
+      }
+    }
+  }
+  if (last) {
+#pragma GCC unroll 32
+    for (int c = 0; c < kPC; ++c)
+#pragma GCC unroll 32
+      for (int r = 0; r < R; ++r)
+        if (c < ncv && r < nr) yc[c][r] = hsum16(acc[c][r][0], acc[c][r][1]);
+  } else {
+#pragma GCC unroll 32
+    for (int c = 0; c < kPC; ++c)
+#pragma GCC unroll 32
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h)
+          _mm256_store_ps(acc_mem + ((c * R + r) * 2 + h) * 8, acc[c][r][h]);
+  }
+}
+
+template <class L>
+void panel_rows(const MatmulArgs& a, int64_t o0, int64_t o1) {
+  const int64_t cols = a.w->cols;
+  const int64_t rows = a.w->rows;
+  const int64_t nc_fit = kXBlockBytes / (cols * static_cast<int64_t>(sizeof(float))) / kPC * kPC;
+  const int64_t nc = std::clamp<int64_t>(nc_fit, kPC, kNc / kPC * kPC);
+  alignas(32) float panel[kPR * kKc];
+  alignas(32) float acc_mem[kNc * kPR * 16];
+  for (int64_t n0 = 0; n0 < a.n; n0 += nc) {
+    const int64_t nn = std::min<int64_t>(nc, a.n - n0);
+    for (int64_t o = o0; o < o1; o += kPR) {
+      const int nr = static_cast<int>(std::min<int64_t>(kPR, o1 - o));
+      for (int64_t k0 = 0; k0 < cols; k0 += kKc) {
+        const int64_t kc = std::min<int64_t>(kKc, cols - k0);
+        const bool first = k0 == 0, last = k0 + kc == cols;
+        convert_panel<L>(a, o, nr, k0, kc, panel);
+        // The next panel's weights: fetched into L2 a few lines per tile.
+        int64_t next_o = o, next_k0 = k0 + kKc;
+        if (next_k0 >= cols) next_o = o + kPR, next_k0 = 0;
+        const int64_t next_nr = std::min<int64_t>(kPR, o1 - next_o);
+        const int64_t next_bytes = std::min<int64_t>(kKc, cols - next_k0) * L::kSize;
+        const int64_t lines_per_row = (next_bytes + 63) / 64;
+        const int64_t lines = next_nr > 0 ? next_nr * lines_per_row : 0;
+        const int64_t tiles = (nn + kPC - 1) / kPC;
+        const int64_t lines_per_tile = (lines + tiles - 1) / tiles;
+        const uint8_t* pf =
+            lines > 0 ? a.w->data + static_cast<size_t>(next_o) * a.w_stride + next_k0 * L::kSize
+                      : a.w->data;
+        int64_t line = 0, in_row = 0;
+        for (int64_t c0 = 0; c0 < nn; c0 += kPC) {
+          for (const int64_t end = std::min(lines, line + lines_per_tile); line < end; ++line) {
+            _mm_prefetch(reinterpret_cast<const char*>(pf) + in_row * 64, _MM_HINT_T1);
+            if (++in_row == lines_per_row) in_row = 0, pf += a.w_stride;
+          }
+          const int ncv = static_cast<int>(std::min<int64_t>(kPC, nn - c0));
+          const float* xr[kPC];
+          const float* xnext[kPC];
+          float* yc[kPC];
+          // Missing activation rows repeat the last real one and are not stored.
+          for (int c = 0; c < kPC; ++c) {
+            const int64_t row = n0 + c0 + std::min(c, ncv - 1);
+            xr[c] = a.x + row * cols + k0;
+            yc[c] = a.y + row * rows + o;
+            xnext[c] = a.x + std::min(row + kPC, n0 + nn - 1) * cols + k0;
+          }
+          float* const am = acc_mem + c0 * kPR * 16;
+          panel_tile<kPR>(panel, xr, xnext, kc, first, last, am, yc, nr, ncv);
+        }
+      }
+    }
+  }
+}
+
 template <class L>
 void rows_impl(const MatmulArgs& a, int64_t o0, int64_t o1) {
+  if (a.n >= kPanelMinN) return panel_rows<L>(a, o0, o1);
   // Each weight row group stays in cache while every activation tile passes it.
   for (int64_t o = o0; o < o1; o += kR) {
     const int r = static_cast<int>(std::min<int64_t>(kR, o1 - o));
