@@ -53,6 +53,14 @@ mkdir "$tmp/gguf"
 prompt3="$(shown_prompt "$tmp/err3.txt")"
 [[ "$prompt3" == "${expected%$'\n'}" ]] || fail "GGUF template renders differently: $(printf '%q' "$prompt3")"
 
+# `info` reports the template, also for a vocabulary-only GGUF (llama.cpp's
+# ggml-vocab-phi-3.gguf carries one and no weights).
+info="$("$nucleus" info -m "$tmp/gguf/m.gguf")"
+grep -q "^chat template:   yes" <<<"$info" || fail "info does not show the GGUF chat template"
+info="$("$nucleus" info -m data/tokenizer/ggml-vocab-phi-3.gguf)"
+grep -q "^tokenizer:       llama, 32064 tokens" <<<"$info" || fail "info on a vocabulary-only GGUF: $info"
+grep -q "^chat template:   yes" <<<"$info" || fail "info misses the vocabulary-only GGUF's template"
+
 # A GGUF without a template and without a config beside it: one-line error.
 mkdir "$tmp/bare"
 ln -s "$PWD/../models/stories260K.gguf" "$tmp/bare/m.gguf"

@@ -38,15 +38,16 @@ const Tokenizer& LoadedModel::need_tokenizer() const {
   return *tokenizer;
 }
 
-LoadedModel load_model(const ModelOptions& opts, bool vocab_only) {
+LoadedModel load_model(const ModelOptions& opts, LoadDepth depth) {
   LoadOptions lo;
   lo.tokenizer_path = opts.tokenizer;
-  lo.vocab_only = vocab_only;
+  lo.vocab_only = depth == LoadDepth::kVocab;
   LoadedModel m;
   auto file = std::make_shared<ModelFile>(load_model_file(opts.model_path(), lo));
-  if (!opts.quantize.empty() && !vocab_only) quantize_weights(*file, parse_dtype(opts.quantize));
+  if (!opts.quantize.empty() && depth == LoadDepth::kModel)
+    quantize_weights(*file, parse_dtype(opts.quantize));
   m.file = file;
-  if (!vocab_only) m.model = std::make_shared<const Model>(m.file);
+  if (depth == LoadDepth::kModel) m.model = std::make_shared<const Model>(m.file);
   if (!m.file->vocab.empty()) {
     m.tokenizer = make_tokenizer(m.file->vocab);
   } else {

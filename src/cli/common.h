@@ -21,8 +21,11 @@ struct LoadedModel {
   const Tokenizer& need_tokenizer() const;
 };
 
-// vocab_only skips building the Model (tokenize/detokenize).
-LoadedModel load_model(const ModelOptions& opts, bool vocab_only = false);
+// What to load: the vocabulary only (tokenize/detokenize, vocabulary-only
+// files), the whole file without building a runnable Model (info: no
+// repacking), or everything.
+enum class LoadDepth { kVocab, kFile, kModel };
+LoadedModel load_model(const ModelOptions& opts, LoadDepth depth = LoadDepth::kModel);
 
 // One stderr line after writing a model file: path, size, type, seconds since t0.
 void report_written(const std::string& path, DType type, std::chrono::steady_clock::time_point t0);

@@ -19,7 +19,7 @@ Command add_tokenize(CLI::App& app) {
   sub->add_flag("--no-bos", o->no_bos, "do not prepend the BOS token");
   sub->add_option("text", o->text, "text to encode")->required();
   return {sub, [o] {
-            LoadedModel m = load_model(o->model, /*vocab_only=*/true);
+            LoadedModel m = load_model(o->model, LoadDepth::kVocab);
             const Tokenizer& tok = m.need_tokenizer();
             const std::vector<int32_t> ids =
                 tok.encode(o->text, !o->no_bos && tok.add_bos_default());
@@ -38,7 +38,7 @@ Command add_detokenize(CLI::App& app) {
   o->model.add_to(sub);
   sub->add_option("ids", o->ids, "token ids, e.g. 1,403,407")->required();
   return {sub, [o] {
-            LoadedModel m = load_model(o->model, /*vocab_only=*/true);
+            LoadedModel m = load_model(o->model, LoadDepth::kVocab);
             const Tokenizer& tok = m.need_tokenizer();
             const std::vector<int32_t> ids = parse_ids(o->ids);
             for (int32_t id : ids)
