@@ -48,27 +48,45 @@ struct Case {
   int64_t n_heads, n_kv_heads, head_dim, positions;
 };
 
+// Random K/V blocks of `block` positions for a case (keys scaled by
+// key_scale to spread the scores) and a random query row of all heads.
+struct Inputs {
+  std::vector<std::vector<float>> k, v;
+  std::vector<const float*> kp, vp;
+  std::vector<float> q;
+};
+Inputs random_inputs(const Case& c, int64_t block, uint32_t seed, float key_scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+  const int64_t nb = (c.positions + block - 1) / block;
+  Inputs in;
+  in.k.assign(nb, std::vector<float>(block * kv_dim));
+  in.v.assign(nb, std::vector<float>(block * kv_dim));
+  for (int64_t b = 0; b < nb; ++b) {
+    for (auto& x : in.k[b]) x = key_scale * dist(rng);
+    for (auto& x : in.v[b]) x = dist(rng);
+    in.kp.push_back(in.k[b].data());
+    in.vp.push_back(in.v[b].data());
+  }
+  in.q.resize(c.n_heads * c.head_dim);
+  for (auto& x : in.q) x = dist(rng);
+  return in;
+}
+
 TEST(Attention, MatchesDirectSoftmaxInDouble) {
   const int64_t block = 16;
   for (const Case& c :
        {Case{4, 2, 64, 1}, Case{4, 2, 64, 3}, Case{4, 2, 64, 16}, Case{4, 2, 64, 17},
         Case{8, 2, 64, 100}, Case{2, 1, 128, 37}, Case{3, 3, 6, 21}, Case{2, 2, 12, 33}}) {
-    std::mt19937 rng(static_cast<uint32_t>(c.positions * 131 + c.head_dim));
-    std::normal_distribution<float> dist(0.0f, 1.0f);
     const int64_t kv_dim = c.n_kv_heads * c.head_dim;
-    const int64_t nb = (c.positions + block - 1) / block;
-    std::vector<std::vector<float>> kblk(nb), vblk(nb);
-    std::vector<const float*> kp, vp;
-    for (int64_t b = 0; b < nb; ++b) {
-      kblk[b].resize(block * kv_dim);
-      vblk[b].resize(block * kv_dim);
-      for (auto& v : kblk[b]) v = 2.0f * dist(rng);  // spread scores out
-      for (auto& v : vblk[b]) v = dist(rng);
-      kp.push_back(kblk[b].data());
-      vp.push_back(vblk[b].data());
-    }
-    std::vector<float> q(c.n_heads * c.head_dim);
-    for (auto& v : q) v = dist(rng);
+    Inputs in =
+        random_inputs(c, block, static_cast<uint32_t>(c.positions * 131 + c.head_dim), 2.0f);
+    const auto& kblk = in.k;
+    const auto& vblk = in.v;
+    const auto& kp = in.kp;
+    const auto& vp = in.vp;
+    const auto& q = in.q;
     const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, block};
     for (int64_t h = 0; h < c.n_heads; ++h) {
       std::vector<float> out(c.head_dim, -1.0f);
@@ -103,21 +121,10 @@ TEST(Attention, MatchesDirectSoftmaxInDouble) {
 TEST(Attention, GroupedPassEqualsPerHeadBitForBit) {
   const int64_t block = 16;
   for (const Case& c : {Case{8, 2, 64, 37}, Case{4, 4, 64, 16}, Case{6, 2, 12, 50}}) {
-    std::mt19937 rng(7);
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    const int64_t kv_dim = c.n_kv_heads * c.head_dim;
-    const int64_t nb = (c.positions + block - 1) / block;
-    std::vector<std::vector<float>> kblk(nb, std::vector<float>(block * kv_dim)),
-        vblk(nb, std::vector<float>(block * kv_dim));
-    std::vector<const float*> kp, vp;
-    for (int64_t b = 0; b < nb; ++b) {
-      for (auto& v : kblk[b]) v = dist(rng);
-      for (auto& v : vblk[b]) v = dist(rng);
-      kp.push_back(kblk[b].data());
-      vp.push_back(vblk[b].data());
-    }
-    std::vector<float> q(c.n_heads * c.head_dim);
-    for (auto& v : q) v = dist(rng);
+    const Inputs in = random_inputs(c, block, 7, 1.0f);
+    const auto& kp = in.kp;
+    const auto& vp = in.vp;
+    const auto& q = in.q;
     const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, block};
     std::vector<float> grouped(q.size(), -1.0f), single(q.size(), -2.0f);
     for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh)
