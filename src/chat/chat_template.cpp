@@ -2,12 +2,11 @@
 
 #include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "jinja/jinja.h"
 #include "util/error.h"
+#include "util/text_file.h"
 
 namespace nucleus {
 
@@ -74,15 +73,6 @@ std::string token_field(const nlohmann::ordered_json& cfg, const char* field,
               it->dump().substr(0, 80));
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(path + ": read error");
-  return ss.str();
-}
-
 }  // namespace
 
 std::string render_chat(const std::string& template_src, const std::vector<ChatMessage>& messages,
@@ -124,7 +114,7 @@ ChatTemplate make_chat_template(std::string source, std::string bos_token, std::
 ChatTemplate load_chat_template(const std::string& path) {
   nlohmann::ordered_json cfg;
   try {
-    cfg = nlohmann::ordered_json::parse(read_file(path));
+    cfg = nlohmann::ordered_json::parse(read_text_file(path));
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": invalid JSON: " + e.what());
   }
@@ -161,7 +151,7 @@ ChatTemplate load_chat_template(const std::string& path) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(sibling, ec))
       throw Error(path + ": no 'chat_template' field (and no chat_template.jinja beside it)");
-    out.source = read_file(sibling.string());
+    out.source = read_text_file(sibling.string());
   }
   return make_chat_template(std::move(out.source), token_field(cfg, "bos_token", path),
                             token_field(cfg, "eos_token", path), path);

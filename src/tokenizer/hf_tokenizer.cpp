@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -13,6 +12,7 @@
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
+#include "util/text_file.h"
 
 namespace nucleus {
 
@@ -769,15 +769,6 @@ std::unique_ptr<Tokenizer> parse_hf(const std::string& tokenizer_json,
   return std::make_unique<BpeTokenizer>(std::move(p));
 }
 
-std::string read_text_file(const std::filesystem::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path.string() + ": cannot open");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw Error(path.string() + ": read error");
-  return ss.str();
-}
-
 Pipeline byte_level_pipeline(const std::string& name, const char* regex) {
   Pipeline p;
   p.name = name;
@@ -850,16 +841,16 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
     if (fs::exists(file / "tokenizer.json")) {
       file /= "tokenizer.json";
     } else if (fs::exists(file / "encoder.json") && fs::exists(file / "vocab.bpe")) {
-      return parse_gpt2_tokenizer(read_text_file(file / "encoder.json"),
-                                  read_text_file(file / "vocab.bpe"));
+      return parse_gpt2_tokenizer(read_text_file((file / "encoder.json").string()),
+                                  read_text_file((file / "vocab.bpe").string()));
     } else {
       throw Error(path + ": no tokenizer.json (or encoder.json + vocab.bpe) in this directory");
     }
   }
-  const std::string text = read_text_file(file);
+  const std::string text = read_text_file(file.string());
   const fs::path config = file.parent_path() / "tokenizer_config.json";
   std::string config_text;
-  if (fs::exists(config, ec)) config_text = read_text_file(config);
+  if (fs::exists(config, ec)) config_text = read_text_file(config.string());
   return parse_hf(text, config_text, file.string(), config.string());
 }
 
