@@ -1,30 +1,17 @@
 #include "formats/hf_vocab.h"
 
-#include <fstream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "util/error.h"
+#include "util/text_file.h"
 
 namespace nucleus {
 
 namespace {
 
 using nlohmann::json;
-
-json read_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  check(static_cast<bool>(in), path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON: " + e.what());
-  }
-}
 
 bool is_byte_token(const std::string& s) {
   auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
@@ -44,11 +31,51 @@ std::string token_content(const json& v) {
 
 namespace {
 
+// Every token of a tokenizer.json by id: model.vocab plus added_tokens (an
+// added token may repeat a vocab entry with the same id), which must cover
+// the ids 0..n-1 exactly.
+struct TokenIds {
+  std::map<int64_t, std::string> by_id;
+  std::map<int64_t, bool> added_special;  // id -> "special" flag of an added token
+  int64_t n = 0;
+};
+
+TokenIds read_token_ids(const json& t, const std::string& path) {
+  const json& m = t["model"];
+  TokenIds ids;
+  auto put = [&](const std::string& tok, const json& idv, const std::string& field) {
+    check(idv.is_number_integer(), path + ": " + field + " id of '" + tok + "' is not an integer");
+    const int64_t id = idv.get<int64_t>();
+    check(id >= 0 && id < (int64_t{1} << 24),
+          path + ": " + field + " token '" + tok + "' has out-of-range id " + std::to_string(id));
+    auto [it, fresh] = ids.by_id.emplace(id, tok);
+    check(fresh || it->second == tok, path + ": id " + std::to_string(id) + " names both '" +
+                                          it->second + "' and '" + tok + "'");
+    return id;
+  };
+  for (const auto& [tok, id] : m["vocab"].items()) put(tok, id, "model.vocab");
+  if (t.contains("added_tokens") && t["added_tokens"].is_array()) {
+    for (const json& a : t["added_tokens"]) {
+      check(a.is_object() && a.contains("id") && a.contains("content") && a["content"].is_string(),
+            path + ": malformed entry in 'added_tokens'");
+      const int64_t id = put(a["content"].get<std::string>(), a["id"], "added_tokens");
+      ids.added_special[id] =
+          a.contains("special") && a["special"].is_boolean() && a["special"].get<bool>();
+    }
+  }
+  check(!ids.by_id.empty(), path + ": empty vocabulary");
+  ids.n = ids.by_id.rbegin()->first + 1;
+  check(static_cast<int64_t>(ids.by_id.size()) == ids.n,
+        path + ": token ids are not contiguous (" + std::to_string(ids.by_id.size()) +
+            " tokens, largest id " + std::to_string(ids.n - 1) + ")");
+  return ids;
+}
+
 // The BOS/EOS/UNK/PAD tokens and add_bos/add_eos flags of tokenizer_config.json.
 void apply_tokenizer_config(Vocab& v, const std::map<std::string, int32_t>& id_of,
                             const std::string& path, const std::string& config_path) {
   if (config_path.empty()) return;
-  const json c = read_json(config_path);
+  const json c = read_json_file(config_path);
   check(c.is_object(), config_path + ": not a JSON object");
   auto lookup = [&](const char* key, int32_t* out) {
     if (!c.contains(key)) return;
@@ -106,7 +133,7 @@ Vocab read_byte_level_vocab(const json& t, const std::string& path, const std::s
 }  // namespace
 
 Vocab read_vocab_from_tokenizer_json(const std::string& path, const std::string& config_path) {
-  const json t = read_json(path);
+  const json t = read_json_file(path);
   check(t.is_object() && t.contains("model") && t["model"].is_object(),
         path + ": missing object 'model'");
   const json& m = t["model"];
@@ -117,7 +144,7 @@ Vocab read_vocab_from_tokenizer_json(const std::string& path, const std::string&
 }
 
 Vocab read_spm_vocab_from_tokenizer_json(const std::string& path, const std::string& config_path) {
-  const json t = read_json(path);
+  const json t = read_json_file(path);
   check(t.is_object() && t.contains("model") && t["model"].is_object(),
         path + ": missing object 'model'");
   const json& m = t["model"];
@@ -130,33 +157,8 @@ Vocab read_spm_vocab_from_tokenizer_json(const std::string& path, const std::str
             "' without byte_fallback is not a SentencePiece-BPE vocabulary (only those convert)");
   check(m.contains("vocab") && m["vocab"].is_object(), path + ": missing object 'model.vocab'");
 
-  std::map<int64_t, std::string> by_id;
-  std::map<int64_t, bool> added_special;  // id -> special flag
-  auto put = [&](const std::string& tok, const json& idv, const std::string& field) {
-    check(idv.is_number_integer(), path + ": " + field + " id of '" + tok + "' is not an integer");
-    const int64_t id = idv.get<int64_t>();
-    check(id >= 0 && id < (int64_t{1} << 24),
-          path + ": " + field + " token '" + tok + "' has out-of-range id " + std::to_string(id));
-    auto [it, fresh] = by_id.emplace(id, tok);
-    check(fresh || it->second == tok, path + ": id " + std::to_string(id) + " names both '" +
-                                          it->second + "' and '" + tok + "'");
-    return id;
-  };
-  for (const auto& [tok, id] : m["vocab"].items()) put(tok, id, "model.vocab");
-  if (t.contains("added_tokens") && t["added_tokens"].is_array()) {
-    for (const json& a : t["added_tokens"]) {
-      check(a.is_object() && a.contains("id") && a.contains("content") && a["content"].is_string(),
-            path + ": malformed entry in 'added_tokens'");
-      const int64_t id = put(a["content"].get<std::string>(), a["id"], "added_tokens");
-      added_special[id] =
-          a.contains("special") && a["special"].is_boolean() && a["special"].get<bool>();
-    }
-  }
-  check(!by_id.empty(), path + ": empty vocabulary");
-  const int64_t n = by_id.rbegin()->first + 1;
-  check(static_cast<int64_t>(by_id.size()) == n,
-        path + ": token ids are not contiguous (" + std::to_string(by_id.size()) +
-            " tokens, largest id " + std::to_string(n - 1) + ")");
+  const TokenIds ids = read_token_ids(t, path);
+  const int64_t n = ids.n;
 
   std::string unk;
   if (m.contains("unk_token") && m["unk_token"].is_string()) unk = m["unk_token"];
@@ -168,12 +170,12 @@ Vocab read_spm_vocab_from_tokenizer_json(const std::string& path, const std::str
   v.types.reserve(static_cast<size_t>(n));
   std::map<std::string, int32_t> id_of;
   int64_t normal_rank = 0;
-  for (const auto& [id, tok] : by_id) {
+  for (const auto& [id, tok] : ids.by_id) {
     TokenType ty = TokenType::Normal;
-    auto added = added_special.find(id);
+    auto added = ids.added_special.find(id);
     if (!unk.empty() && tok == unk)
       ty = TokenType::Unknown;
-    else if (added != added_special.end())
+    else if (added != ids.added_special.end())
       ty = added->second ? TokenType::Control : TokenType::UserDefined;
     else if (is_byte_token(tok))
       ty = TokenType::Byte;
@@ -204,43 +206,17 @@ Vocab read_byte_level_vocab(const json& t, const std::string& path,
   check(dump.find("\"ByteLevel\"") != std::string::npos,
         path + ": BPE without byte_fallback or a ByteLevel pre-tokenizer is not supported");
 
-  std::map<int64_t, std::string> by_id;
-  std::map<int64_t, bool> added_special;
-  auto put = [&](const std::string& tok, const json& idv) {
-    check(idv.is_number_integer(), path + ": id of '" + tok + "' is not an integer");
-    const int64_t id = idv.get<int64_t>();
-    check(id >= 0 && id < (int64_t{1} << 24),
-          path + ": token '" + tok + "' has out-of-range id " + std::to_string(id));
-    auto [it, fresh] = by_id.emplace(id, tok);
-    check(fresh || it->second == tok, path + ": id " + std::to_string(id) + " names both '" +
-                                          it->second + "' and '" + tok + "'");
-    return id;
-  };
-  for (const auto& [tok, id] : m["vocab"].items()) put(tok, id);
-  if (t.contains("added_tokens") && t["added_tokens"].is_array()) {
-    for (const json& a : t["added_tokens"]) {
-      check(a.is_object() && a.contains("id") && a.contains("content") && a["content"].is_string(),
-            path + ": malformed entry in 'added_tokens'");
-      const int64_t id = put(a["content"].get<std::string>(), a["id"]);
-      added_special[id] =
-          a.contains("special") && a["special"].is_boolean() && a["special"].get<bool>();
-    }
-  }
-  check(!by_id.empty(), path + ": empty vocabulary");
-  const int64_t n = by_id.rbegin()->first + 1;
-  check(static_cast<int64_t>(by_id.size()) == n,
-        path + ": token ids are not contiguous (" + std::to_string(by_id.size()) +
-            " tokens, largest id " + std::to_string(n - 1) + ")");
+  const TokenIds ids = read_token_ids(t, path);
 
   Vocab v;
   v.model = "gpt2";
   v.add_bos = false;
   v.add_space_prefix = false;
   std::map<std::string, int32_t> id_of;
-  for (const auto& [id, tok] : by_id) {
-    auto added = added_special.find(id);
+  for (const auto& [id, tok] : ids.by_id) {
+    auto added = ids.added_special.find(id);
     TokenType ty = TokenType::Normal;
-    if (added != added_special.end())
+    if (added != ids.added_special.end())
       ty = added->second ? TokenType::Control : TokenType::UserDefined;
     v.tokens.push_back(tok);
     v.types.push_back(ty);
