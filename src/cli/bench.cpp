@@ -68,21 +68,6 @@ struct TestResult {
   }
 };
 
-// The weight type of the layer matrices (the embedding or lm_head may differ).
-DType layer_type(const ModelFile& file) {
-  if (const TensorView* q = file.find("blk.0.attn_q.weight")) return q->type;
-  DType t = DType::F32;
-  int64_t most = -1;
-  for (const auto& [name, view] : file.tensors) {
-    if (view.shape.size() < 2) continue;
-    if (view.numel() > most) {
-      most = view.numel();
-      t = view.type;
-    }
-  }
-  return t;
-}
-
 std::string upper(std::string s) {
   for (char& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   return s;
@@ -172,7 +157,7 @@ TestResult run_tg(Engine& engine, int64_t n, int reps, std::mt19937& rng) {
 
 void print_peaks(const cost::MachinePeaks& p, DType dtype, int threads, FILE* out) {
   std::fprintf(out,
-               "peaks: %s; %s, %d thread(s): read %.1f GB/s, %s dot peak %.1f GFLOP/s "
+               "peaks: %s; %s, %d thread(s): read %.1f GB/s, %s matmul peak %.1f GFLOP/s "
                "(all-thread peaks are for %d threads)\n",
                p.source.c_str(), p.isa.c_str(), threads, cost::peak_bandwidth(p, threads) / 1e9,
                dtype_name(dtype), cost::peak_flops(p, dtype, threads) / 1e9, p.threads);
@@ -228,7 +213,7 @@ int run_bench_command(const BenchOptions& o) {
     n_params += static_cast<double>(view.numel());
     n_bytes += static_cast<double>(view.nbytes);
   }
-  const DType dtype = layer_type(*lm.file);
+  const DType dtype = layer_weight_type(*lm.file);
   std::string type = upper(dtype_name(dtype));
   std::string desc = cfg.arch;
   desc += " ";

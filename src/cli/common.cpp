@@ -58,6 +58,20 @@ LoadedModel load_model(const ModelOptions& opts, LoadDepth depth) {
   return m;
 }
 
+DType layer_weight_type(const ModelFile& file) {
+  if (const TensorView* q = file.find("blk.0.attn_q.weight")) return q->type;
+  DType t = DType::F32;
+  int64_t most = -1;
+  for (const auto& [name, view] : file.tensors) {
+    if (view.shape.size() < 2) continue;
+    if (view.numel() > most) {
+      most = view.numel();
+      t = view.type;
+    }
+  }
+  return t;
+}
+
 void report_written(const std::string& path, DType type, std::chrono::steady_clock::time_point t0) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::error_code ec;

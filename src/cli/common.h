@@ -27,6 +27,10 @@ struct LoadedModel {
 enum class LoadDepth { kVocab, kFile, kModel };
 LoadedModel load_model(const ModelOptions& opts, LoadDepth depth = LoadDepth::kModel);
 
+// The weight type of the layer matrices (files often keep the embedding or
+// lm_head in another type); the largest matrix's type when there is no layer 0.
+DType layer_weight_type(const ModelFile& file);
+
 // One stderr line after writing a model file: path, size, type, seconds since t0.
 void report_written(const std::string& path, DType type, std::chrono::steady_clock::time_point t0);
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/common.h"
 #include "cost/probe.h"
 #include "cost/report.h"
 #include "cost/svg_chart.h"
@@ -29,22 +30,6 @@ struct CostOptions {
   std::string type;
 };
 
-// The weight type of the layer matrices (files often keep the embedding or
-// lm_head in another type); the largest matrix's type when there is no layer 0.
-DType dominant_type(const ModelFile& file) {
-  if (const TensorView* q = file.find("blk.0.attn_q.weight")) return q->type;
-  DType t = DType::F32;
-  int64_t most = -1;
-  for (const auto& [name, view] : file.tensors) {
-    if (view.shape.size() < 2) continue;
-    if (view.numel() > most) {
-      most = view.numel();
-      t = view.type;
-    }
-  }
-  return t;
-}
-
 int run_cost_command(const CostOptions& o) {
   ModelConfig cfg;
   std::string name;
@@ -58,7 +43,7 @@ int run_cost_command(const CostOptions& o) {
     const std::string path = o.model.model_path();
     ModelFile file = load_model_file(path);
     cfg = file.config;
-    dtype = dominant_type(file);
+    dtype = layer_weight_type(file);
     name = path;
   }
   if (!o.type.empty()) dtype = parse_dtype(o.type);
