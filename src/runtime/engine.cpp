@@ -56,6 +56,7 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
   // Validate everything before the KV cache changes. Messages are built only
   // on failure: this runs for every token.
   added_.clear();
+  row_seq_.clear();
   int64_t n_logits = 0;
   for (const BatchRow& r : batch.rows) {
     if (!kv_.alive(r.seq)) throw Error("forward: unknown sequence " + std::to_string(r.seq));
@@ -65,6 +66,7 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
     auto it =
         std::find_if(added_.begin(), added_.end(), [&](const auto& e) { return e.first == r.seq; });
     if (it == added_.end()) it = added_.insert(added_.end(), {r.seq, 0});
+    row_seq_.push_back(static_cast<int32_t>(it - added_.begin()));
     const int64_t pos = kv_.length(r.seq) + it->second++;
     if (pos >= context_length_)
       throw Error("sequence exceeds the context length of " + std::to_string(context_length_) +
@@ -77,13 +79,6 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
 
   ensure_scratch(n);
   for (int64_t i = 0; i < n; ++i) pos_[i] = kv_.append(batch.rows[i].seq);
-  row_seq_.resize(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t seq = batch.rows[i].seq;
-    row_seq_[i] = static_cast<int32_t>(
-        std::find_if(added_.begin(), added_.end(), [&](const auto& e) { return e.first == seq; }) -
-        added_.begin());
-  }
 
   // Embedding lookup.
   const TensorView& emb = model_->token_embedding();
