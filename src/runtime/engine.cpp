@@ -16,8 +16,10 @@ Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
       pool_(options.threads),
       kv_(KvCacheShape{
           model_->config().n_layers, model_->config().kv_dim(), options.kv_block_size,
-          std::max<int64_t>(1, options.max_sequences) *
-              ((context_length_ + options.kv_block_size - 1) / options.kv_block_size)}),
+          options.kv_blocks > 0
+              ? options.kv_blocks
+              : std::max<int64_t>(1, options.max_sequences) *
+                    ((context_length_ + options.kv_block_size - 1) / options.kv_block_size)}),
       rope_(model_->config(), context_length_) {
   check(options.kv_block_size > 0 && options.kv_block_size <= 256,
         "kv block size must be in [1, 256]");

@@ -21,6 +21,7 @@ struct EngineOptions {
   int64_t max_sequences = 8;  // sizes the KV pool: max_sequences × context positions
   int64_t kv_block_size = 16;
   int64_t context_length = 0;  // 0 = the model's
+  int64_t kv_blocks = 0;       // KV pool size in blocks; 0 = max_sequences × context
 };
 
 // Work the kernels executed, counted per op as they run. Same conventions as
