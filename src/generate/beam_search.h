@@ -1,7 +1,8 @@
 #pragma once
 // Beam search with Hugging Face generate() semantics on the shared KV cache:
 // beams fork from the prompt's blocks and from each other, so a step costs
-// num_beams decode rows and never a copy of the cache.
+// num_beams decode rows and never a copy of the cache. The search itself is a
+// Job (generate/beam_job.cpp); this header keeps its hypothesis store.
 #include <cstdint>
 #include <vector>
 
@@ -46,11 +47,5 @@ class BeamHypotheses {
   std::vector<BeamHypothesis> hyps_;
   double worst_ = 1e9;
 };
-
-// Expects a request already validated by generate() (config.num_beams > 1).
-GenerateResult beam_search(Engine& engine, const Tokenizer* tokenizer, const GenerateRequest& req);
-
-// Shared by generate() and beam_search(): validates and fills defaults.
-void prepare_request(const Engine& engine, const Tokenizer* tokenizer, GenerateRequest& req);
 
 }  // namespace nucleus

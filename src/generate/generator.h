@@ -1,5 +1,7 @@
 #pragma once
-// The generation loop for one request: prefill the prompt once, then decode
+// One request's generation: what is asked (GenerateRequest) and what comes
+// back (GenerateResult). The work itself is a Job (generate/job.h) stepped by
+// the scheduler (serve/scheduler.h): prefill the prompt once, then decode
 // token by token for one or more sequences (n samples share the prompt's KV
 // blocks), applying the logits-processor chain and the strategy, stopping on
 // EOS, length, stop strings or time, and streaming text as it becomes final.
@@ -55,7 +57,13 @@ struct GenerateResult {
 // UTF-8 character, never part of a stop string).
 using StreamCallback = std::function<void(int64_t index, const std::string& text)>;
 
-// Runs the request. Validates the configuration and the prompt before any
+// Validates a request and fills its defaults (max_new_tokens from the room
+// left in the context, EOS ids); throws nucleus::Error on bad input. Every
+// job is built from a prepared request.
+void prepare_request(const Engine& engine, const Tokenizer* tokenizer, GenerateRequest& req);
+
+// Runs the request to the end through the one generation loop
+// (serve::Scheduler, with this request alone; defined in serve/run.cpp). Validates the configuration and the prompt before any
 // model work; throws nucleus::Error on bad input. tokenizer may be null when
 // no text is wanted (then stop strings are rejected).
 GenerateResult generate(Engine& engine, const Tokenizer* tokenizer, const GenerateRequest& request,

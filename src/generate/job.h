@@ -53,11 +53,10 @@ class Job {
   virtual int64_t blocks_needed() const = 0;
   // Forget this step's plan (the scheduler re-plans after pre-empting).
   virtual void unplan() = 0;
-  // The logits rows of this job's rows that asked for logits, in plan order.
-  // `counters` / `seconds` are the whole step's (attributed to prefill or
-  // decode for the job's PhaseStats).
-  virtual void consume(std::span<const float> logits, const OpCounters& counters,
-                       double seconds) = 0;
+  // The logits rows (vocab floats each) of this job's rows that asked for
+  // logits, in plan order. `counters` are the whole step's (attributed to
+  // prefill or decode in the job's PhaseStats).
+  virtual void consume(std::span<const float* const> rows, const OpCounters& counters) = 0;
   virtual bool finished() const = 0;
   // Frees every KV block; the job recomputes what it had when stepped again.
   virtual void preempt() = 0;
@@ -81,5 +80,10 @@ class Job {
 // on_token may be empty. top_logprobs is only a hint for the sink's use.
 std::unique_ptr<Job> make_job(const JobContext& ctx, const Tokenizer* tokenizer,
                               const GenerateRequest& request, JobTokenSink on_token);
+// The two kinds (generate/sample_job.cpp, generate/beam_job.cpp).
+std::unique_ptr<Job> make_sample_job(const JobContext& ctx, const Tokenizer* tokenizer,
+                                     const GenerateRequest& request, JobTokenSink on_token);
+std::unique_ptr<Job> make_beam_job(const JobContext& ctx, const Tokenizer* tokenizer,
+                                   const GenerateRequest& request);
 
 }  // namespace nucleus

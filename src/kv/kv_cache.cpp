@@ -178,4 +178,31 @@ KvMemory KvCache::memory() const {
   return m;
 }
 
+KvCache::SeqId KvCache::create_from(std::span<const int32_t> blocks, int64_t length) {
+  check(length >= 0 && length <= static_cast<int64_t>(blocks.size()) * shape_.block_size &&
+            length > (static_cast<int64_t>(blocks.size()) - 1) * shape_.block_size,
+        "kv cache: create_from length does not match its blocks");
+  for (int32_t b : blocks)
+    check(b >= 0 && b < shape_.n_blocks && refs_[static_cast<size_t>(b)] > 0,
+          "kv cache: create_from with a block that is not in use");
+  const SeqId id = create();
+  Sequence& s = seqs_[static_cast<size_t>(id)];
+  s.blocks.assign(blocks.begin(), blocks.end());
+  s.length = length;
+  for (int32_t b : blocks) ++refs_[static_cast<size_t>(b)];
+  return id;
+}
+
+void KvCache::retain(int32_t block) {
+  check(block >= 0 && block < shape_.n_blocks && refs_[static_cast<size_t>(block)] > 0,
+        "kv cache: retain of a block that is not in use");
+  ++refs_[static_cast<size_t>(block)];
+}
+
+void KvCache::drop(int32_t block) {
+  check(block >= 0 && block < shape_.n_blocks && refs_[static_cast<size_t>(block)] > 0,
+        "kv cache: drop of a block that is not in use");
+  unref(block);
+}
+
 }  // namespace nucleus

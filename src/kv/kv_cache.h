@@ -71,6 +71,13 @@ class KvCache {
   int64_t free_blocks() const { return static_cast<int64_t>(free_blocks_.size()); }
 
   int32_t ref_count(int32_t block) const { return refs_[static_cast<size_t>(block)]; }
+
+  // Prefix sharing across requests (kv/prefix_cache.h): a new sequence whose
+  // first positions are the given full blocks (each gains a reference), and
+  // extra references held by someone other than a sequence.
+  SeqId create_from(std::span<const int32_t> blocks, int64_t length);
+  void retain(int32_t block);
+  void drop(int32_t block);  // the block returns to the pool at zero references
   KvMemory memory() const;
 
  private:

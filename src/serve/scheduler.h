@@ -49,6 +49,8 @@ class Scheduler {
   int64_t waiting() const { return static_cast<int64_t>(waiting_.size()); }
   // Ends every job now with stop reason "cancelled" (drain deadline).
   void cancel_all();
+  // Ends every job with an error event (a step failed).
+  void fail_all(const std::string& message);
 
   // Gauges and counters into m (histograms are observed as events happen).
   void fill_metrics(MetricsSnapshot& m) const;
@@ -74,10 +76,13 @@ class Scheduler {
   std::vector<std::unique_ptr<Entry>> running_;  // admission order
   std::vector<std::unique_ptr<Entry>> waiting_;  // FIFO
   Batch batch_;
+  std::vector<int32_t> owner_;  // per batch row: its job's index in running_
+  std::vector<char> planned_;
   std::vector<float> logits_;
   Latencies lat_;
   int64_t preemptions_ = 0, generated_ = 0, prompt_tokens_ = 0, prefill_rows_ = 0;
   int64_t finished_ = 0, cancelled_ = 0, steps_ = 0;
+  int64_t prefix_queries_ = 0, prefix_hits_ = 0;
 };
 
 }  // namespace nucleus::serve

@@ -99,6 +99,7 @@ class Service {
   std::deque<Pending> incoming_;  // submitted, not yet handed to the scheduler
   Scheduler scheduler_;           // touched only by the scheduler thread
   Metrics metrics_;               // thread-safe
+  int64_t scheduler_waiting_ = 0;  // under mu_: the scheduler's queue, for admission control
   std::atomic<bool> draining_{false};
   std::atomic<bool> stop_now_{false};
   std::chrono::steady_clock::time_point drain_deadline_{};
