@@ -1,3 +1,5 @@
+#include "server/http_server.h"
+
 #include <chrono>
 #include <random>
 
@@ -5,7 +7,6 @@
 #include "server/api_error.h"
 #include "server/auth.h"
 #include "server/connection_queue.h"
-#include "server/http_server.h"
 #include "server/openai_response.h"
 #include "server/peer_socket.h"
 #include "util/error.h"
@@ -134,15 +135,16 @@ void HttpServer::routes() {
   });
   // Statuses httplib sets itself (no route, body too large, bad request
   // line) still get a JSON error body.
-  svr_.set_error_handler([retry](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string msg = "bad request";
-    if (res.status == 404) msg = "no such endpoint: " + req.method + " " + req.path;
-    if (res.status == 413) msg = "request body exceeds the size limit";
-    if (res.status == 405) msg = "method not allowed: " + req.method + " " + req.path;
-    send_error(res, ApiError(res.status, msg), retry);
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  svr_.set_error_handler(httplib::Server::HandlerWithResponse(
+      [retry](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string msg = "bad request";
+        if (res.status == 404) msg = "no such endpoint: " + req.method + " " + req.path;
+        if (res.status == 413) msg = "request body exceeds the size limit";
+        if (res.status == 405) msg = "method not allowed: " + req.method + " " + req.path;
+        send_error(res, ApiError(res.status, msg), retry);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   svr_.set_exception_handler(
       [retry](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
         send_error(res, ApiError(500, "internal error"), retry);
