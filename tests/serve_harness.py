@@ -125,6 +125,21 @@ class Server:
             out[name] = out.get(name, 0.0) + float(value)
         return out
 
+    def settled_metrics(self, timeout=10):
+        """Metrics once nothing runs or waits and two reads 50 ms apart agree
+        (counters of a finished request may land a step after its response)."""
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            m = self.metrics()
+            if m.get("nucleus:num_requests_running") == 0 and m.get("nucleus:num_requests_waiting") == 0:
+                if last is not None and {k: v for k, v in m.items() if "seconds" not in k} == \
+                        {k: v for k, v in last.items() if "seconds" not in k}:
+                    return m
+                last = m
+            time.sleep(0.05)
+        raise AssertionError("metrics never settled")
+
     def wait_metric(self, name, pred, timeout=10):
         deadline = time.time() + timeout
         value = None

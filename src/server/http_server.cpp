@@ -40,6 +40,18 @@ uint64_t splitmix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Polls the client's socket at most every kPoll, however fast events come.
+struct PeerWatch {
+  int fd = -1;
+  Clock::time_point next{};
+  bool gone() {
+    const auto now = Clock::now();
+    if (fd < 0 || now < next) return false;
+    next = now + kPoll;
+    return peer_closed(fd);
+  }
+};
+
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -223,19 +235,18 @@ void HttpServer::generate(const httplib::Request& req, httplib::Response& res, E
   auto builder = std::make_shared<ResponseBuilder>(pr, ctx);
   // The connection's socket, to notice a client that leaves while nothing
   // is being written (queued, prefilling, or a non-streaming request).
-  const int fd = find_request_socket(req);
+  PeerWatch watch{find_request_socket(req)};
 
   if (!pr.stream) {
     serve::Event ev;
     for (;;) {
-      if (!handle->next(ev, kPoll)) {
-        if (peer_closed(fd)) {
-          handle->cancel();
-          res.status = 499;  // nobody reads it; nginx's "client closed request"
-          return;
-        }
-        continue;
+      const bool got = handle->next(ev, kPoll);
+      if (watch.gone()) {
+        handle->cancel();
+        res.status = 499;  // nobody reads it; nginx's "client closed request"
+        return;
       }
+      if (!got) continue;
       if (ev.kind == serve::Event::Kind::Token) {
         builder->on_token(ev.token);
       } else if (ev.kind == serve::Event::Kind::Done) {
@@ -250,20 +261,19 @@ void HttpServer::generate(const httplib::Request& req, httplib::Response& res, E
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [handle, builder, fd](size_t, httplib::DataSink& sink) {
+      [handle, builder, watch](size_t, httplib::DataSink& sink) mutable {
         auto send = [&](const json& j) {
           const std::string line = "data: " + dump(j) + "\n\n";
           return sink.write(line.data(), line.size());
         };
         serve::Event ev;
         for (;;) {
-          if (!handle->next(ev, kPoll)) {
-            if (peer_closed(fd)) {
-              handle->cancel();
-              return false;
-            }
-            continue;
+          const bool got = handle->next(ev, kPoll);
+          if (watch.gone()) {
+            handle->cancel();
+            return false;
           }
+          if (!got) continue;
           bool ok = true;
           if (ev.kind == serve::Event::Kind::Token) {
             for (const json& c : builder->on_token(ev.token)) ok = ok && send(c);
