@@ -21,6 +21,12 @@ struct GenerateOpts {
   bool no_kv_cache = false;
   bool json = false;
   bool trace = false;
+  // Exact speculative decoding.
+  std::string speculative;  // "", "lookup", "draft"
+  std::string draft_model;
+  std::string draft_quantize;
+  int64_t draft_max = 8;
+  int64_t ngram = 3;
 };
 
 PhasePerf measured(const PhaseStats& p, const cost::MachinePeaks& peaks, DType dtype, int threads) {
@@ -36,6 +42,21 @@ nlohmann::json phase_json(const PhaseStats& p, const PhasePerf& perf) {
   j["kv_read_bytes"] = p.counters.kv_read_bytes;
   j["kv_write_bytes"] = p.counters.kv_write_bytes;
   return j;
+}
+
+// Drafted / accepted tokens and what they bought: generated tokens per
+// decode forward of the target (1.0 without speculation).
+nlohmann::json spec_json(const GenerateResult& res) {
+  const SpeculativeStats& s = res.speculative;
+  const double rate = s.drafted > 0 ? static_cast<double>(s.accepted) / s.drafted : 0.0;
+  const double per_forward =
+      s.forwards > 0 ? static_cast<double>(res.decode.tokens) / s.forwards : 0.0;
+  return {{"drafted", s.drafted},
+          {"accepted", s.accepted},
+          {"acceptance_rate", rate},
+          {"verify_forwards", s.verify_forwards},
+          {"forwards", s.forwards},
+          {"tokens_per_forward", per_forward}};
 }
 
 int run_generate(GenerateOpts& o) {
@@ -78,6 +99,31 @@ int run_generate(GenerateOpts& o) {
   eo.max_sequences = std::max<int64_t>(cfg.num_beams, cfg.num_return_sequences) * 2 + 1;
   Engine engine(m.model, eo);
 
+  // The draft model (if any) runs in its own engine with one KV sequence per
+  // generated sequence.
+  std::unique_ptr<Engine> draft_engine;
+  LoadedModel draft;
+  if (o.speculative == "lookup") {
+    req.speculative.mode = SpeculativeOptions::Mode::Lookup;
+  } else if (o.speculative == "draft") {
+    check(!o.draft_model.empty() || !o.draft_quantize.empty(),
+          "--speculative draft needs --draft-model (or --draft-quantize for a re-quantized copy "
+          "of the target)");
+    ModelOptions dm = o.model;
+    if (!o.draft_model.empty()) dm.model = o.draft_model;
+    dm.quantize = o.draft_quantize;
+    draft = load_model(dm);
+    EngineOptions deo = eo;
+    deo.context_length = engine.context_length();
+    draft_engine = std::make_unique<Engine>(draft.model, deo);
+    req.speculative.mode = SpeculativeOptions::Mode::Draft;
+    req.speculative.draft_engine = draft_engine.get();
+  } else {
+    check(o.speculative.empty(), "--speculative must be lookup or draft, got '" + o.speculative + "'");
+  }
+  req.speculative.draft_max = o.draft_max;
+  req.speculative.ngram = o.ngram;
+
   const bool stream_text = !o.json && cfg.num_beams == 1 && cfg.num_return_sequences == 1;
   if (stream_text && o.tokens.empty()) std::fputs(o.prompt.c_str(), stdout);
   std::fflush(stdout);
@@ -111,6 +157,7 @@ int run_generate(GenerateOpts& o) {
       out["sequences"] = seqs;
     }
     out["sampler_chain"] = res.chain;
+    if (req.speculative.mode != SpeculativeOptions::Mode::Off) out["speculative"] = spec_json(res);
     out["kv_peak_bytes"] = res.kv_peak_blocks * res.kv_bytes_per_block;
     out["timings"] = {{"prefill", phase_json(res.prefill, prefill_perf)},
                       {"decode", phase_json(res.decode, decode_perf)},
@@ -170,6 +217,14 @@ int run_generate(GenerateOpts& o) {
   std::fprintf(stderr, "%s\n", phase_line("prefill", "prompt tok", prefill_perf).c_str());
   std::fprintf(stderr, "%s\n", phase_line("decode", "new tok", decode_perf).c_str());
   std::fprintf(stderr, "%s\n", peaks_line(peaks, wtype, eo.threads).c_str());
+  if (req.speculative.mode != SpeculativeOptions::Mode::Off) {
+    const nlohmann::json j = spec_json(res);
+    std::fprintf(stderr,
+                 "speculative %s: drafted %lld, accepted %lld (%.1f %%), %.2f tokens per forward\n",
+                 o.speculative.c_str(), static_cast<long long>(res.speculative.drafted),
+                 static_cast<long long>(res.speculative.accepted),
+                 100.0 * j["acceptance_rate"].get<double>(), j["tokens_per_forward"].get<double>());
+  }
   return 0;
 }
 
@@ -184,6 +239,17 @@ Command add_generate(CLI::App& app) {
   sub->add_flag("--no-kv-cache", o->no_kv_cache, "recompute the whole sequence every step");
   sub->add_flag("--json", o->json, "print one JSON object instead of streaming text");
   sub->add_flag("--trace", o->trace, "record what each logits processor kept at each step");
+  sub->add_option("--speculative", o->speculative,
+                  "exact speculative decoding: lookup (prompt n-grams) or draft (a draft model); "
+                  "the output is the same as without it");
+  sub->add_option("--draft-model", o->draft_model, "draft model file (same vocabulary)");
+  sub->add_option("--draft-quantize", o->draft_quantize,
+                  "convert the draft model's matrices at load (q4_0, q8_0 …); without "
+                  "--draft-model, a re-quantized copy of the target (self-speculation)");
+  sub->add_option("--draft-max", o->draft_max, "most tokens drafted per step (default 8)")
+      ->check(CLI::Range(1, 64));
+  sub->add_option("--ngram", o->ngram, "lookup: longest n-gram matched (default 3)")
+      ->check(CLI::Range(1, 64));
   o->gen.add_to(sub);
   return {sub, [o] { return run_generate(*o); }};
 }

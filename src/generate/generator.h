@@ -17,6 +17,24 @@
 
 namespace nucleus {
 
+// Exact speculative decoding (speculative/drafter.h): drafted tokens are
+// verified in one forward and kept only where they equal what the target
+// chooses, so the output is the same as without it.
+struct SpeculativeOptions {
+  enum class Mode { Off, Lookup, Draft };
+  Mode mode = Mode::Off;
+  int64_t draft_max = 8;           // most tokens drafted per step (adaptive below it)
+  int64_t ngram = 3;               // lookup: longest n-gram matched (max_matching_ngram_size)
+  Engine* draft_engine = nullptr;  // draft: the draft model's engine (same vocabulary)
+};
+
+struct SpeculativeStats {
+  int64_t drafted = 0;   // tokens proposed
+  int64_t accepted = 0;  // proposed tokens kept
+  int64_t verify_forwards = 0;  // decode steps that verified at least one draft
+  int64_t forwards = 0;         // decode steps of the request (one row or k+1 rows each)
+};
+
 struct GenerateRequest {
   std::vector<int32_t> prompt;  // ids, used as given (BOS included if wanted)
   sampling::GenerationConfig config;
@@ -27,6 +45,7 @@ struct GenerateRequest {
   // framework that reorders a dense per-beam cache does (HF's reorder_cache).
   // Same tokens and scores, more memory and copying.
   bool beam_full_copy = false;
+  SpeculativeOptions speculative;  // greedy / sampling only
 };
 
 struct SequenceResult {
@@ -51,6 +70,7 @@ struct GenerateResult {
   // sampled after the prefill and after each decode step), and their size.
   int64_t kv_peak_blocks = 0;
   int64_t kv_bytes_per_block = 0;
+  SpeculativeStats speculative;
 };
 
 // Called with text as it becomes final for sequence `index` (never a partial

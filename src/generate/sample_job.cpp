@@ -10,6 +10,7 @@
 #include "generate/text_stream.h"
 #include "sampling/math.h"
 #include "sampling/select.h"
+#include "speculative/drafter.h"
 #include "util/error.h"
 
 namespace nucleus {
@@ -26,6 +27,13 @@ struct Live {
   bool done = false;
   SequenceResult result;
   std::unique_ptr<TextStream> text;
+  // Speculation: the drafter, this step's draft, and the adaptive length.
+  std::unique_ptr<speculative::Drafter> drafter;
+  std::vector<int32_t> draft;
+  int64_t n_draft = 0;  // drafted tokens verified this step
+  int64_t k = 0;        // draft length to ask for next
+  int64_t misses = 0;   // consecutive steps with nothing accepted
+  int64_t cooldown = 0, backoff = 8;  // steps without drafting after misses
 };
 
 class SampleJob final : public Job {
@@ -54,6 +62,26 @@ class SampleJob final : public Job {
       s.result.tokens.reserve(static_cast<size_t>(*cfg_.max_new_tokens));
       s.text = std::make_unique<TextStream>(tokenizer, last_prompt, cfg_.stop_strings);
       s.result.trace.top_n = 5;
+    }
+    const SpeculativeOptions& sp = req_.speculative;
+    if (sp.mode != SpeculativeOptions::Mode::Off && req_.kv_cache) {
+      check(sp.draft_max >= 1 && sp.draft_max <= 64,
+            "speculative: draft_max must be in [1, 64], got " + std::to_string(sp.draft_max));
+      if (sp.mode == SpeculativeOptions::Mode::Draft) {
+        check(sp.draft_engine != nullptr, "speculative draft: no draft model given");
+        check(sp.draft_engine->vocab_size() == vocab_,
+              "speculative draft: the draft model's vocabulary (" +
+                  std::to_string(sp.draft_engine->vocab_size()) + ") differs from the target's (" +
+                  std::to_string(vocab_) + ")");
+      }
+      for (Live& s : seqs_) {
+        if (sp.mode == SpeculativeOptions::Mode::Lookup)
+          s.drafter = std::make_unique<speculative::LookupDrafter>(sp.ngram);
+        else
+          s.drafter = std::make_unique<speculative::DraftModelDrafter>(*sp.draft_engine);
+        s.draft.resize(static_cast<size_t>(sp.draft_max));
+        s.k = std::min<int64_t>(sp.draft_max, 4);
+      }
     }
     row_.resize(static_cast<size_t>(vocab_));
     logprobs_.resize(static_cast<size_t>(vocab_));
@@ -91,7 +119,11 @@ class SampleJob final : public Job {
       const bool one_row = s.pending() == 1;
       if (decode_pass != one_row) continue;
       if (!decode_pass && budget <= 0) continue;
-      if (s.plan(batch, decode_pass ? 1 : budget)) order_.push_back(static_cast<int64_t>(i));
+      l.n_draft = 0;
+      if (s.plan(batch, decode_pass ? 1 : budget)) {
+        order_.push_back(static_cast<int64_t>(i));
+        if (decode_pass && l.drafter) add_draft(l, batch);
+      }
       if (!decode_pass) budget -= s.planned;
     }
   }
@@ -131,7 +163,13 @@ class SampleJob final : public Job {
     } else {
       add(out_.decode.counters, counters);
       note_peak();
-      for (size_t r = 0; r < order_.size(); ++r) choose(order_[r], rows[r]);
+      ++out_.speculative.forwards;
+      size_t r = 0;
+      for (int64_t i : order_) {
+        const size_t n = static_cast<size_t>(seqs_[static_cast<size_t>(i)].n_draft) + 1;
+        verify(i, rows.subspan(r, n));
+        r += n;
+      }
     }
     order_.clear();
     if (finished()) end_ = Clock::now();
@@ -189,6 +227,71 @@ class SampleJob final : public Job {
   }
   void note_peak() {
     out_.kv_peak_blocks = std::max(out_.kv_peak_blocks, ctx_.engine->kv().memory().blocks_used);
+  }
+
+  // Drafts up to l.k tokens after the sequence's ids and adds them as rows
+  // (each asks for logits) behind its decode row.
+  void add_draft(Live& l, Batch& batch) {
+    if (l.k == 0) {
+      if (--l.cooldown > 0) return;
+      l.k = 1;  // try again after the cool-down
+    }
+    const int64_t left = *cfg_.max_new_tokens - static_cast<int64_t>(l.result.tokens.size()) - 1;
+    const int64_t want = std::min(l.k, left);
+    if (want <= 0) return;
+    const int64_t m = l.drafter->propose(l.seq.ids, std::span<int32_t>(l.draft.data(), want));
+    for (int64_t j = 0; j < m; ++j) batch.add(l.seq.kv, l.draft[static_cast<size_t>(j)], true);
+    l.seq.planned += m;
+    l.n_draft = m;
+  }
+
+  // Decode row plus drafted rows of sequence i: each token is chosen exactly
+  // as without speculation (same logits bits, same draw); the next row is
+  // used only while the chosen token equals the draft. The K/V of rows after
+  // the first mismatch are dropped.
+  void verify(int64_t i, std::span<const float* const> rows) {
+    Live& l = seqs_[static_cast<size_t>(i)];
+    const int64_t m = l.n_draft;
+    int64_t accepted = 0;
+    for (int64_t j = 0; j <= m; ++j) {
+      choose(i, rows[static_cast<size_t>(j)]);
+      if (l.done) break;
+      if (j == m || l.seq.ids.back() != l.draft[static_cast<size_t>(j)]) break;
+      ++accepted;
+    }
+    l.n_draft = 0;
+    if (m == 0) return;
+    out_.speculative.drafted += m;
+    out_.speculative.accepted += accepted;
+    ++out_.speculative.verify_forwards;
+    if (!l.done) {
+      // The cache holds every planned row; keep the ones that led somewhere.
+      const int64_t keep = static_cast<int64_t>(l.seq.ids.size()) - 1;
+      ctx_.engine->kv().truncate(l.seq.kv, keep);
+      l.seq.fed = keep;
+      if (ctx_.prefix != nullptr) ctx_.prefix->publish(l.seq.kv, l.seq.ids, l.seq.cursor);
+    }
+    // Adaptive length (Hugging Face's heuristic): longer after a full
+    // acceptance, shorter otherwise; after repeated total misses stop
+    // drafting for a while (doubling), so text that never matches costs
+    // next to nothing.
+    const int64_t max_k = req_.speculative.draft_max;
+    if (accepted == m) {
+      l.k = std::min(max_k, l.k + 2);
+    } else {
+      l.k = std::max<int64_t>(1, l.k - 1);
+    }
+    if (accepted == 0) {
+      if (++l.misses >= 3) {
+        l.k = 0;
+        l.cooldown = l.backoff;
+        l.backoff = std::min<int64_t>(l.backoff * 2, 256);
+        l.misses = 0;
+      }
+    } else {
+      l.misses = 0;
+      l.backoff = 8;
+    }
   }
 
   // The next token of sequence i from its logits row.

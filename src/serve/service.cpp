@@ -32,6 +32,7 @@ Service::Service(Engine& engine, const Tokenizer* tokenizer, const ServiceOption
 Service::~Service() { stop(std::chrono::milliseconds(0)); }
 
 std::shared_ptr<RequestHandle> Service::submit(RequestOptions request) {
+  if (draining_.load()) return nullptr;
   // Validation here, on the caller's thread, so bad input is answered at once.
   prepare_request(engine_, tokenizer_, request.gen);
   check(request.top_logprobs >= 0 && request.top_logprobs <= 20,
