@@ -5,8 +5,10 @@ input while a healthy request keeps streaming, 429 with Retry-After when the
 queue is full, connections held open not starving /health, and SIGTERM
 draining to exit 0. Expected values come from the OpenAI API's documented
 shapes and from the CLI (`nucleus tokenize`, `nucleus generate`, `nucleus chat`)."""
+import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -248,6 +250,41 @@ def drain(nucleus):
         s.kill()
 
 
+def loading(nucleus):
+    """/health says 503 while the model loads, other endpoints 503 in the error
+    shape, and SIGTERM then stops the server at once with exit 0. The model is
+    a FIFO nobody writes to, so loading blocks in open()."""
+    d = tempfile.mkdtemp()
+    fifo = os.path.join(d, "loading.gguf")
+    os.mkfifo(fifo)
+    p = subprocess.Popen([nucleus, "serve", "-m", fifo, "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stderr.readline()
+        port = int(re.search(r"listening on http://[^:]+:(\d+)", line).group(1))
+
+        def req(method, path, body=None):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request(method, path, body=body, headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            out = (r.status, json.loads(r.read()))
+            c.close()
+            return out
+
+        st, body = req("GET", "/health")
+        check(st == 503 and body == {"status": "loading"}, f"/health while loading: {st} {body}")
+        for method, path, body in (("GET", "/v1/models", None), ("POST", "/v1/completions", b'{"prompt":"a"}')):
+            st, err = req(method, path, body)
+            is_error(err, 503, st, f"{path} while loading")
+        p.send_signal(15)
+        check(p.wait(10) == 0, "exit status of SIGTERM while loading")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+        os.unlink(fifo)
+        os.rmdir(d)
+
+
 def main():
     nucleus = sys.argv[1]
     deadline(300)
@@ -259,6 +296,7 @@ def main():
     api_key(nucleus)
     held_connections(nucleus)
     drain(nucleus)
+    loading(nucleus)
     print("serve_api_test: ok")
 
 

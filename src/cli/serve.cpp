@@ -4,10 +4,14 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "chat/chat_template.h"
 #include "cli/common.h"
@@ -87,14 +91,34 @@ int run_serve(ServeOpts& o) {
   so.api_key = o.api_key_file.empty() ? o.api_key : server::read_api_key_file(o.api_key_file);
   so.max_connections = o.max_connections;
 
-  // Signals are taken by sigwait() below; every thread started from here on
-  // (HTTP connections, the engine's pool, the scheduler) inherits the mask.
+  // SIGTERM/SIGINT go to one thread that sigwait()s for them; every thread
+  // started after this (HTTP connections, the engine's pool, the scheduler)
+  // inherits the blocked mask. While the model loads there is nothing to
+  // drain, so a signal then ends the process at once.
   std::signal(SIGPIPE, SIG_IGN);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  struct StopState {
+    std::mutex mu;
+    std::condition_variable cv;
+    int signal = 0;
+    bool ready = false;
+  };
+  auto stop = std::make_shared<StopState>();  // shared: the thread may outlive this frame
+  std::thread([stop, stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    std::lock_guard<std::mutex> lock(stop->mu);
+    if (!stop->ready) {
+      std::fprintf(stderr, "nucleus serve: %s while loading: stopped\n", strsignal(sig));
+      std::_Exit(0);
+    }
+    stop->signal = sig;
+    stop->cv.notify_all();
+  }).detach();
 
   server::HttpServer http(so);
   const int port = http.bind();
@@ -153,6 +177,10 @@ int run_serve(ServeOpts& o) {
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
   http.set_backend(&backend);
+  {
+    std::lock_guard<std::mutex> lock(stop->mu);
+    stop->ready = true;
+  }
   std::fprintf(stderr,
                "nucleus serve: ready: model '%s', context %lld, %d threads, KV pool %lld blocks "
                "(%.1f MiB), parallel %lld, chat template %s\n",
@@ -162,9 +190,13 @@ int run_serve(ServeOpts& o) {
                static_cast<long long>(o.parallel), tmpl ? tmpl->origin.c_str() : "none");
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
-  std::fprintf(stderr, "nucleus serve: %s: draining (up to %.0f s)\n",
-               sig == SIGINT ? "SIGINT" : "SIGTERM", o.drain_timeout);
+  {
+    std::unique_lock<std::mutex> lock(stop->mu);
+    stop->cv.wait(lock, [&] { return stop->signal != 0; });
+    sig = stop->signal;
+  }
+  std::fprintf(stderr, "nucleus serve: %s: draining (up to %.0f s)\n", strsignal(sig),
+               o.drain_timeout);
   service.stop(std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout * 1000.0)));
   http.stop();
   http.set_backend(nullptr);
