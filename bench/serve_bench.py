@@ -126,6 +126,7 @@ def main():
     ap.add_argument("-m", "--model", help="model for the started server")
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--parallel", type=int, default=16)
+    ap.add_argument("--server-args", default="", help="more flags for the started server, e.g. \"--step-tokens 32\"")
     ap.add_argument("--streams", default="1,4,16", help="concurrency levels, e.g. 1,4,16")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--prompt-tokens", type=int, default=32)
@@ -144,7 +145,8 @@ def main():
         if not args.nucleus or not args.model:
             ap.error("give --url, or --nucleus and -m")
         proc = subprocess.Popen([args.nucleus, "serve", "-m", args.model, "--port", "0", "-t", str(args.threads),
-                                 "--parallel", str(args.parallel)], stderr=subprocess.PIPE, text=True)
+                                 "--parallel", str(args.parallel), *args.server_args.split()],
+                                stderr=subprocess.PIPE, text=True)
         host, port = "127.0.0.1", None
         for line in proc.stderr:
             m = re.search(r"listening on http://[^:]+:(\d+)", line)
