@@ -3,10 +3,11 @@
 BUILD ?= build
 JOBS ?= 2
 PACKAGES := g++ make cmake libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev \
-            libpcre2-dev libcli11-dev python3 python3-numpy
+            libpcre2-dev libcli11-dev python3 python3-numpy \
+            libcpp-httplib-dev nodejs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps configure build run test clean format
+.PHONY: deps client-deps configure build run test clean format
 
 deps:
 	@missing=""; for p in $(PACKAGES); do \
@@ -26,7 +27,15 @@ build: configure
 run: build
 	./$(BUILD)/nucleus generate -m models/stories260K.gguf -p "Once upon a time" -n 200
 
-test: build
+# The server's client test drives it with the official openai npm package,
+# pinned by tests/client/package-lock.json (node_modules is never committed).
+client-deps: deps
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	@[ tests/client/node_modules/.package-lock.json -nt tests/client/package-lock.json ] || \
+	  (cd tests/client && npm ci --no-audit --no-fund)
+
+test: build client-deps
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 format:

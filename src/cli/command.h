@@ -34,5 +34,6 @@ Command add_bench(CLI::App& app);
 Command add_convert(CLI::App& app);
 Command add_quantize(CLI::App& app);
 Command add_chat(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 }  // namespace nucleus::cli

@@ -10,8 +10,9 @@ int main(int argc, char** argv) {
   CLI::App app{"nucleus: LLaMA-family inference engine"};
   app.require_subcommand(1);
   std::vector<Command> commands = {
-      add_generate(app), add_logits(app), add_tokenize(app), add_detokenize(app), add_info(app),
-      add_cost(app),     add_bench(app),  add_convert(app),  add_quantize(app),   add_chat(app),
+      add_generate(app), add_logits(app), add_tokenize(app), add_detokenize(app),
+      add_info(app),     add_cost(app),   add_bench(app),    add_convert(app),
+      add_quantize(app), add_chat(app),   add_serve(app),
   };
   CLI11_PARSE(app, argc, argv);
   for (Command& c : commands) {
