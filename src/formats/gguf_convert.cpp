@@ -227,6 +227,27 @@ uint32_t gguf_file_type(DType t) {
       return 7;
     case DType::BF16:
       return 32;
+    // llama_ftype has no plain K-quant entries: an all-Q4_K file is Q4_K_S etc.
+    case DType::Q4_1:
+      return 3;
+    case DType::Q5_0:
+      return 8;
+    case DType::Q5_1:
+      return 9;
+    case DType::Q2_K:
+      return 10;
+    case DType::Q3_K:
+      return 11;
+    case DType::Q4_K:
+      return 14;
+    case DType::Q5_K:
+      return 16;
+    case DType::Q6_K:
+      return 18;
+    case DType::IQ4_NL:
+      return 25;
+    case DType::IQ4_XS:
+      return 30;
   }
   throw Error("gguf_file_type: unsupported type");
 }
