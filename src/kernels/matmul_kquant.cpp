@@ -6,6 +6,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/dtype.h"
+
 namespace nucleus::kernels::detail {
 
 size_t kq_act_row_bytes(DType t, int64_t cols) {
@@ -21,12 +23,30 @@ void kq_quantize_activation(DType t, const float* x, int64_t cols, uint8_t* out)
   auto* bs = reinterpret_cast<int16_t*>(out + cols + 4 * (cols / a));
   for (int64_t b = 0; b < cols / a; ++b) {
     const float* xb = x + b * a;
-    float amax = 0.0f;
-    for (int i = 0; i < a; ++i) amax = std::max(amax, std::fabs(xb[i]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    dx[b] = d;
-    for (int i = 0; i < a; ++i) q[b * a + i] = static_cast<int8_t>(std::roundf(xb[i] * id));
+    int8_t* qb = q + b * a;
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < a; ++i) {
+      if (std::fabs(xb[i]) > amax) {
+        amax = std::fabs(xb[i]);
+        max = xb[i];
+      }
+    }
+    if (amax == 0.0f) {
+      dx[b] = 0.0f;
+      std::fill(qb, qb + a, int8_t{0});
+    } else if (a == kSuperBlock) {
+      // ggml's Q8_K: the signed extreme maps to -127, ties round to even.
+      const float iscale = -127.0f / max;
+      for (int i = 0; i < a; ++i)
+        qb[i] = static_cast<int8_t>(std::min(127.0f, std::nearbyint(iscale * xb[i])));
+      dx[b] = 1.0f / iscale;
+    } else {
+      // ggml's Q8_0 / Q8_1: ties away from zero, the scale used is f16-rounded.
+      const float d = amax / 127.0f;
+      const float id = 1.0f / d;
+      for (int i = 0; i < a; ++i) qb[i] = static_cast<int8_t>(std::roundf(xb[i] * id));
+      dx[b] = fp16_to_fp32(fp32_to_fp16(d));
+    }
   }
   for (int64_t k = 0; k < cols / 16; ++k) {
     int s = 0;

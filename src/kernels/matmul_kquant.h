@@ -1,10 +1,15 @@
 #pragma once
 // Internal to src/kernels/: matrix products against the types of kquant.h.
 //
-// Activations: each row is quantized to int8 per block of A elements
-// (A = 256 for the super-block types, as ggml's Q8_K; A = 32 for the legacy
-// 32-element types, as ggml's Q8_0/Q8_1): dx = max|x|/127 kept as a float,
-// q = round-half-away(x/dx); plus the int16 sum of q over every 16 elements.
+// Activations: each row is quantized to int8 per block of A elements, as
+// llama.cpp does for these weight types, so the integer sums are the same as
+// llama.cpp's and near-ties of a flat distribution resolve alike:
+//  * A = 256 (super-block types), ggml's Q8_K: m = the element of largest
+//    magnitude (with its sign), q = min(127, round-half-even(x·(−127/m))),
+//    dx = 1/(−127/m) as a float;
+//  * A = 32 (legacy types), ggml's Q8_0/Q8_1: d = max|x|/127,
+//    q = round-half-away(x/d), dx = d rounded to f16.
+// Plus the int16 sum of q over every 16 elements.
 // Row layout (act_row_bytes): q[cols] int8, dx[cols/A] float, bs[cols/16] int16.
 //
 // The fixed reduction of one output element (weights in IntBlock form):
