@@ -425,7 +425,8 @@ void requantize_gguf(const std::string& in_path, const std::string& out_path,
     encode_value(value, payload);
     w.add_encoded(key, static_cast<uint32_t>(value.type), payload);
   }
-  w.add_u32("general.file_type", gguf_file_type(opt.type));
+  w.add_u32("general.file_type", opt.file_type >= 0 ? static_cast<uint32_t>(opt.file_type)
+                                                     : gguf_file_type(opt.type));
 
   std::vector<OutTensor> out;
   for (const GgufTensorInfo& info : in.tensor_infos()) {
@@ -434,7 +435,9 @@ void requantize_gguf(const std::string& in_path, const std::string& out_path,
     t.name = v.name;
     t.shape = v.shape;
     // 1-D tensors keep their type here: the source may be anything GGUF allows.
-    t.type = v.shape.size() == 2 ? gguf_output_type(v, opt.type) : v.type;
+    t.type = v.shape.size() != 2 ? v.type
+             : opt.matrix_type   ? opt.matrix_type(v)
+                                 : gguf_output_type(v, opt.type);
     if (t.type == v.type) {
       t.copy_from = v.data;
     } else {
