@@ -227,6 +227,27 @@ uint32_t gguf_file_type(DType t) {
       return 7;
     case DType::BF16:
       return 32;
+    // llama_ftype has no plain K-quant entries: an all-Q4_K file is Q4_K_S etc.
+    case DType::Q4_1:
+      return 3;
+    case DType::Q5_0:
+      return 8;
+    case DType::Q5_1:
+      return 9;
+    case DType::Q2_K:
+      return 10;
+    case DType::Q3_K:
+      return 11;
+    case DType::Q4_K:
+      return 14;
+    case DType::Q5_K:
+      return 16;
+    case DType::Q6_K:
+      return 18;
+    case DType::IQ4_NL:
+      return 25;
+    case DType::IQ4_XS:
+      return 30;
   }
   throw Error("gguf_file_type: unsupported type");
 }
@@ -404,7 +425,8 @@ void requantize_gguf(const std::string& in_path, const std::string& out_path,
     encode_value(value, payload);
     w.add_encoded(key, static_cast<uint32_t>(value.type), payload);
   }
-  w.add_u32("general.file_type", gguf_file_type(opt.type));
+  w.add_u32("general.file_type", opt.file_type >= 0 ? static_cast<uint32_t>(opt.file_type)
+                                                     : gguf_file_type(opt.type));
 
   std::vector<OutTensor> out;
   for (const GgufTensorInfo& info : in.tensor_infos()) {
@@ -413,7 +435,9 @@ void requantize_gguf(const std::string& in_path, const std::string& out_path,
     t.name = v.name;
     t.shape = v.shape;
     // 1-D tensors keep their type here: the source may be anything GGUF allows.
-    t.type = v.shape.size() == 2 ? gguf_output_type(v, opt.type) : v.type;
+    t.type = v.shape.size() != 2 ? v.type
+             : opt.matrix_type   ? opt.matrix_type(v)
+                                 : gguf_output_type(v, opt.type);
     if (t.type == v.type) {
       t.copy_from = v.data;
     } else {

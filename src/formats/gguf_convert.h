@@ -4,6 +4,7 @@
 // general.architecture "llama" with llama.cpp's metadata keys, Q/K rows in
 // the interleaved (Meta/GGUF) order, and tensors streamed row by row.
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "formats/gguf_writer.h"
@@ -15,6 +16,10 @@ struct GgufConvertOptions {
   DType type = DType::F32;  // for 2-D weight matrices; 1-D tensors are always F32
   std::string name;         // general.name; empty = "llama"
   int threads = 1;          // 0 = hardware threads
+  // requantize_gguf only: when set, the type of each 2-D tensor (instead of
+  // gguf_output_type(tensor, type)), and general.file_type when ≥ 0.
+  std::function<DType(const TensorView&)> matrix_type;
+  int64_t file_type = -1;
 };
 
 // llama.cpp's general.file_type (llama_ftype) for an all-`t` model.

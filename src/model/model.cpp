@@ -3,6 +3,7 @@
 #include <string>
 
 #include "kernels/dtype.h"
+#include "kernels/kquant.h"
 #include "util/error.h"
 
 namespace nucleus {
@@ -21,6 +22,8 @@ kernels::Matrix matrix(const ModelFile& f, const std::string& name, int64_t cols
         "tensor " + describe(t) + ": row length is not a multiple of the block size");
   check(t.nbytes >= row_bytes(t.type, cols) * static_cast<size_t>(rows),
         "tensor " + describe(t) + ": data is shorter than its shape");
+  check(!kernels::is_kquant(t.type) || kernels::kquant_scales_finite(t.type, t.data, cols * rows),
+        "tensor " + describe(t) + ": a block scale is NaN or infinite");
   return kernels::Matrix{t.type, rows, cols, t.data};
 }
 
