@@ -102,10 +102,12 @@ SpmTokenizer::SpmTokenizer(const Vocab& vocab)
   check_special(eos_, "eos_id");
   check_special(unk_, "unk_id");
 
-  text_.reserve(n);
-  // llama2.c's tokenizer.bin stores pieces with plain spaces; SentencePiece
-  // never has a space in a piece, so rewriting makes both forms one.
-  for (const std::string& t : vocab.tokens) text_.push_back(escape_spaces(t));
+  // Pieces are matched exactly as the vocabulary spells them. A piece holding
+  // a plain space (Llama 2's id 30081, " " in its tokenizer.json) can never
+  // match escaped text; rewriting it to U+2581 would make it a duplicate of
+  // "\u2581" (29871) that wins the lookup. llama2.c's tokenizer.bin, which
+  // stores spaces, is escaped by its reader (formats/llama2c.cpp).
+  text_ = vocab.tokens;
   scores_ = vocab.scores.empty() ? std::vector<float>(n, 0.0f) : vocab.scores;
   // A NaN would break the merge queue's ordering.
   for (size_t i = 0; i < n; ++i) {
