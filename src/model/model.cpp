@@ -60,6 +60,10 @@ Model::Model(std::shared_ptr<const ModelFile> file) : file_(std::move(file)) {
       w.bk = vector_f32(f, p + "attn_k.bias", c.kv_dim());
       w.bv = vector_f32(f, p + "attn_v.bias", c.kv_dim());
     }
+    if (c.qk_norm) {
+      w.q_norm = vector_f32(f, p + "attn_q_norm.weight", c.head_dim);
+      w.k_norm = vector_f32(f, p + "attn_k_norm.weight", c.head_dim);
+    }
     layers_.push_back(std::move(w));
   }
   output_norm_ = vector_f32(f, "output_norm.weight", c.dim);

@@ -18,7 +18,8 @@ struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;
   kernels::Matrix wq, wk, wv, wo;
   kernels::Matrix w_gate, w_up, w_down;
-  std::vector<float> bq, bk, bv;  // empty unless the model has q/k/v biases
+  std::vector<float> bq, bk, bv;      // empty unless the model has q/k/v biases
+  std::vector<float> q_norm, k_norm;  // [head_dim] each; empty unless config.qk_norm
 };
 
 class Model {

@@ -109,6 +109,16 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
         for (int64_t j = 0; j < kvd; ++j) k[j] += w.bk[j];
         for (int64_t j = 0; j < kvd; ++j) v[j] += w.bv[j];
       }
+      // Qwen3: each head of q and k is RMS-normalised on its own (weights
+      // shared by all heads) before RoPE. Per row and head, so batch-invariant.
+      if (!w.q_norm.empty()) {
+        for (int64_t h = 0; h < c.n_heads; ++h)
+          kernels::rmsnorm(q + h * c.head_dim, q + h * c.head_dim, w.q_norm.data(), c.head_dim,
+                           c.rms_eps);
+        for (int64_t h = 0; h < c.n_kv_heads; ++h)
+          kernels::rmsnorm(k + h * c.head_dim, k + h * c.head_dim, w.k_norm.data(), c.head_dim,
+                           c.rms_eps);
+      }
       rope_.apply(q, c.n_heads, pos_[i]);
       rope_.apply(k, c.n_kv_heads, pos_[i]);
       const int32_t seq = batch.rows[i].seq;
