@@ -22,7 +22,10 @@ RoPE, GQA and tied embeddings in nucleus's forward pass; and that
 (general.architecture qwen2/qwen3, `<arch>.*` keys, blk.N.attn_q_norm /
 attn_k_norm / attn_q.bias names and shapes, Q/K rows NOT permuted since
 llama.cpp runs qwen2/qwen3 with NEOX rope, no output.weight when tied), read
-by the small GGUF parser below, and gives the same logits (<= 1e-4).
+by the small GGUF parser below, and gives the same logits (<= 1e-4). A
+Llama checkpoint with attention_bias (o_proj bias too) checks the other
+convention: its llama file holds Q/K rows permuted to interleaved pairs, as
+llama.cpp's converter permutes them.
 
 Usage: qwen_numpy_test.py path/to/nucleus   (run from tests/)
 """
@@ -130,6 +133,8 @@ def make_checkpoint(rng, arch, L, hidden, H, KVH, hd, ffn, vocab, tied, bias, qk
             t[p + "self_attn.q_proj.bias"] = w(H * hd, scale=0.5)
             t[p + "self_attn.k_proj.bias"] = w(KVH * hd, scale=0.5)
             t[p + "self_attn.v_proj.bias"] = w(KVH * hd, scale=0.5)
+            if arch == "LlamaForCausalLM":  # attention_bias also biases o_proj
+                t[p + "self_attn.o_proj.bias"] = w(hidden, scale=0.5)
         if qk_norm:
             t[p + "self_attn.q_norm.weight"] = 1.0 + w(hd, scale=0.3)
             t[p + "self_attn.k_norm.weight"] = 1.0 + w(hd, scale=0.3)
@@ -140,7 +145,8 @@ def make_checkpoint(rng, arch, L, hidden, H, KVH, hd, ffn, vocab, tied, bias, qk
            "num_hidden_layers": L, "num_attention_heads": H, "num_key_value_heads": KVH,
            "head_dim": hd, "vocab_size": vocab, "max_position_embeddings": 64,
            "rms_norm_eps": eps, "rope_theta": theta, "tie_word_embeddings": tied,
-           "attention_bias": False, "use_sliding_window": False, "torch_dtype": "float32"}
+           "attention_bias": bias and arch == "LlamaForCausalLM", "use_sliding_window": False,
+           "torch_dtype": "float32"}
     return cfg, t
 
 
@@ -182,6 +188,8 @@ def hf_forward(cfg, t, ids):
             s = np.exp(s - s.max(-1, keepdims=True))
             out[:, head, :] = (s / s.sum(-1, keepdims=True)) @ v[:, kv, :]
         x = x + out.reshape(n, H * hd) @ g(p + "self_attn.o_proj.weight").T
+        if p + "self_attn.o_proj.bias" in t:
+            x = x + g(p + "self_attn.o_proj.bias")
         h = rmsnorm(x, g(p + "post_attention_layernorm.weight"), eps)
         gate = h @ g(p + "mlp.gate_proj.weight").T
         up = h @ g(p + "mlp.up_proj.weight").T
@@ -236,7 +244,7 @@ def check_gguf(path, arch, cfg, t):
                  (a + "rope.freq_base", cfg["rope_theta"])):
         if k not in meta or abs(meta[k] - v) > 1e-6 * max(1.0, abs(v)):
             fail("%s: metadata %s = %r, want %r" % (path, k, meta.get(k), v))
-    if any(k.startswith("llama.") for k in meta):
+    if arch != "llama" and any(k.startswith("llama.") for k in meta):
         fail("%s: llama.* keys in a %s file" % (path, arch))
     # Tensor names (gguf-py MODEL_TENSOR names) and exact, unpermuted values.
     names = {"model.embed_tokens.weight": "token_embd.weight",
@@ -247,16 +255,27 @@ def check_gguf(path, arch, cfg, t):
            "self_attn.v_proj.weight": "attn_v.weight",
            "self_attn.o_proj.weight": "attn_output.weight",
            "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
-           "self_attn.v_proj.bias": "attn_v.bias", "self_attn.q_norm.weight": "attn_q_norm.weight",
+           "self_attn.v_proj.bias": "attn_v.bias", "self_attn.o_proj.bias": "attn_output.bias",
+           "self_attn.q_norm.weight": "attn_q_norm.weight",
            "self_attn.k_norm.weight": "attn_k_norm.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
            "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
+    def permute(arr, heads):
+        # llama.cpp's convert_hf_to_gguf for llama: HF's rotate-half rows back
+        # to interleaved pairs, reshape(heads, 2, hd/2, ...).swapaxes(1, 2).
+        return arr.reshape(heads, 2, arr.shape[0] // heads // 2, *arr.shape[1:]).swapaxes(
+            1, 2).reshape(arr.shape)
+
     expected = {}
     for hf_name, arr in t.items():
         if hf_name in names:
             expected[names[hf_name]] = arr
         else:
             parts = hf_name.split(".")
-            expected["blk.%s.%s" % (parts[2], sub[".".join(parts[3:])])] = arr
+            rest = ".".join(parts[3:])
+            if arch == "llama" and rest.startswith(("self_attn.q_proj", "self_attn.k_proj")):
+                arr = permute(arr, cfg["num_attention_heads"] if "q_proj" in rest
+                              else cfg["num_key_value_heads"])
+            expected["blk.%s.%s" % (parts[2], sub[rest])] = arr
     if set(ts) != set(expected):
         fail("%s: tensors differ: missing %s, extra %s" % (
             path, sorted(set(expected) - set(ts)), sorted(set(ts) - set(expected))))
@@ -281,6 +300,11 @@ def main():
         ("qwen2", "Qwen2ForCausalLM",
          dict(L=2, hidden=32, H=4, KVH=2, hd=8, ffn=40, vocab=64, tied=False, bias=True,
               qk_norm=False, theta=10000.0, eps=1e-6)),
+        # Llama with attention_bias (o_proj biased too): rows permuted to
+        # interleaved pairs in the llama file.
+        ("llama", "LlamaForCausalLM",
+         dict(L=2, hidden=32, H=4, KVH=2, hd=8, ffn=40, vocab=64, tied=False, bias=True,
+              qk_norm=False, theta=10000.0, eps=1e-5)),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for arch, hf_arch, shape in cases:
@@ -297,7 +321,9 @@ def main():
             check_gguf(gguf, arch, cfg, t)
             got_gguf = nucleus_logits(nucleus, gguf, ids)
             close(arch + ": converted GGUF vs numpy", got_gguf, want)
-            close(arch + ": converted GGUF vs HF directory", got_gguf, got_hf)
+            # Same weights; for llama only the order of each q.k sum differs.
+            close(arch + ": converted GGUF vs HF directory", got_gguf, got_hf,
+                  0.0 if arch != "llama" else 1e-4)
     print("ok")
 
 

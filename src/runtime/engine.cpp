@@ -169,6 +169,9 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
 
     observe(l, "attn_out", att_, n, qd);
     matmul(w.wo, att_.data(), n, out_.data());
+    if (!w.bo.empty())
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < c.dim; ++j) out_[i * c.dim + j] += w.bo[j];
     observe(l, "attn_proj", out_, n, c.dim);
     for (int64_t j = 0; j < n * c.dim; ++j) x_[j] += out_[j];
     observe(l, "resid_attn", x_, n, c.dim);
