@@ -62,6 +62,13 @@ Model::Model(std::shared_ptr<const ModelFile> file) : file_(std::move(file)) {
       w.bq = vector_f32(f, p + "attn_q.bias", c.q_dim());
       w.bk = vector_f32(f, p + "attn_k.bias", c.kv_dim());
       w.bv = vector_f32(f, p + "attn_v.bias", c.kv_dim());
+      // Llama's attention_bias also biases o_proj; Qwen2 has none.
+      if (f.find(p + "attn_output.bias") != nullptr)
+        w.bo = vector_f32(f, p + "attn_output.bias", c.dim);
+    }
+    if (c.qk_norm) {
+      w.q_norm = vector_f32(f, p + "attn_q_norm.weight", c.head_dim);
+      w.k_norm = vector_f32(f, p + "attn_k_norm.weight", c.head_dim);
     }
     layers_.push_back(std::move(w));
   }
