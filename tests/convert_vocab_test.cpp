@@ -7,6 +7,8 @@
 //    mistral-tokenizer-js cases, llama2.c run.c's tok512 vectors), and
 //  - with the tokenizer.json runtime (itself checked against those vectors in
 //    tokenizer_hf_json_test) on every string of the project's tokenizer tests.
+// The byte-level vocabularies (Qwen3's, Llama 3's) are checked the same way
+// against llama.cpp's qwen2 / llama-bpe vectors.
 // Provenance of the data: tests/data/bpe/README.md, tests/data/tokenizer/README.md.
 #include <gtest/gtest.h>
 
@@ -38,8 +40,9 @@ std::vector<std::string> all_strings() {
       nlohmann::json::parse(test::read_file(kData + "bpe/js_tokenizer_package_vectors.json"));
   for (const auto& [key, cases] : j.items())
     for (const auto& c : cases) out.push_back(c["text"].get<std::string>());
-  for (const char* s : {"world! 123", " ", "  ", "a  b", "\xe2\x96\x81", "\xc2\xa0", "x\xc2\xa0y",
-                        "\t\n ", "<s> </s>", "<unk>"})
+  for (const char* s :
+       {"world! 123", " ", "  ", "a  b", "\xe2\x96\x81", "\xc2\xa0", "x\xc2\xa0y", "\t\n ",
+        "<s> </s>", "<unk>", "<|im_start|>user\nhi<|im_end|>", "<|begin_of_text|>Hi"})
     out.emplace_back(s);
   return out;
 }
@@ -68,9 +71,9 @@ void expect_same_as_source(const Converted& c, const std::string& name) {
     // itself to the tokenizer.json runtime (HF always splits added tokens):
     // a difference of the two runtimes, not of the vocabulary, so such text
     // is compared through encode_with_specials only.
-    const bool spells_control = s.find("<s>") != std::string::npos ||
-                                s.find("</s>") != std::string::npos ||
-                                s.find("<unk>") != std::string::npos;
+    const bool spells_control =
+        s.find("<s>") != std::string::npos || s.find("</s>") != std::string::npos ||
+        s.find("<unk>") != std::string::npos || s.find("<|") != std::string::npos;
     for (bool bos : {false, true}) {
       if (spells_control) continue;
       const auto want = c.json->encode(s, bos);
@@ -125,6 +128,20 @@ TEST(ConvertVocab, Stories260K) {
   const Converted c = convert(kData + "bpe/stories260K-hf");
   expect_vectors(*c.gguf, "bpe/tok512", 46);
   expect_same_as_source(c, "stories260K");
+}
+
+// Byte-level vocabularies (tokenizer.ggml.model gpt2) convert too: Qwen2's
+// (the Qwen3 tokenizer, pre "qwen2") and Llama 3's (pre "llama-bpe").
+TEST(ConvertVocab, Qwen3ByteLevel) {
+  const Converted c = convert(kData + "bpe/qwen3");
+  expect_vectors(*c.gguf, "bpe/ggml-vocab-qwen2.gguf", 46);
+  expect_same_as_source(c, "qwen3");
+}
+
+TEST(ConvertVocab, Llama3ByteLevel) {
+  const Converted c = convert(kData + "bpe/llama3");
+  expect_vectors(*c.gguf, "bpe/ggml-vocab-llama-bpe.gguf", 46);
+  expect_same_as_source(c, "llama3");
 }
 
 }  // namespace
