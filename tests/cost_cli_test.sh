@@ -44,5 +44,5 @@ expect_error() {
 }
 expect_error "unknown shape 'gpt2'" cost --shape gpt2
 expect_error "exceeds the model's context length 2048" cost --shape tinyllama-1.1b -p 2000 -n 100
-expect_error "unknown tensor type 'q5_k'" cost --shape llama-7b --type q5_k
+expect_error "unknown tensor type 'q9_k'" cost --shape llama-7b --type q9_k
 echo "cost_cli_test: ok"

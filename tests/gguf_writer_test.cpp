@@ -448,8 +448,10 @@ namespace {
 
 using namespace hftest;
 
-// Qwen2: q/k/v biases; the q and k biases follow their rows' permutation.
-TEST(GgufWriter, Qwen2BiasesArePermutedWithTheirRows) {
+// Qwen2: q/k/v biases. llama.cpp runs qwen2 files with NEOX (rotate-half)
+// RoPE, so its converter keeps HF's rows: weights and biases are written as
+// they are, under general.architecture "qwen2".
+TEST(GgufWriter, Qwen2KeepsRotateHalfRowsAndBiases) {
   auto cfg = tiny_config();
   cfg["architectures"] = {"Qwen2ForCausalLM"};
   auto tensors = tiny_tensors();
@@ -465,10 +467,50 @@ TEST(GgufWriter, Qwen2BiasesArePermutedWithTheirRows) {
   GgufConvertOptions opt;
   write_gguf(hf, out, opt);
   const ModelFile m = read_gguf(out);
+  EXPECT_EQ(m.config.arch, "qwen2");
+  EXPECT_EQ(m.config.rope_layout, RopeLayout::Half);
   EXPECT_TRUE(m.config.attn_bias);
   const auto* q = reinterpret_cast<const float*>(m.get("blk.0.attn_q.bias").data);
   const auto* k = reinterpret_cast<const float*>(m.get("blk.0.attn_k.bias").data);
   const auto* v = reinterpret_cast<const float*>(m.get("blk.0.attn_v.bias").data);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(q[i], static_cast<float>(i));
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(k[i], 100.0f + static_cast<float>(i));
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(v[i], 200.0f + static_cast<float>(i));
+  bool llama_keys = false;
+  for (const auto& [key, value] : m.metadata) llama_keys |= key.rfind("llama.", 0) == 0;
+  EXPECT_FALSE(llama_keys);
+}
+
+// Llama with attention_bias: a llama file is interleaved (llama.cpp's NORM
+// rope), so the q and k biases follow their rows' permutation.
+TEST(GgufWriter, LlamaBiasesArePermutedWithTheirRows) {
+  auto cfg = tiny_config();
+  cfg["attention_bias"] = true;
+  auto tensors = tiny_tensors();
+  std::vector<float> qb(32), kb(16), vb(16);
+  for (int i = 0; i < 32; ++i) qb[i] = static_cast<float>(i);
+  for (int i = 0; i < 16; ++i)
+    kb[i] = 100.0f + static_cast<float>(i), vb[i] = 200.0f + static_cast<float>(i);
+  tensors.push_back({"model.layers.0.self_attn.q_proj.bias", "F32", {32}, qb});
+  tensors.push_back({"model.layers.0.self_attn.k_proj.bias", "F32", {16}, kb});
+  tensors.push_back({"model.layers.0.self_attn.v_proj.bias", "F32", {16}, vb});
+  tensors.push_back({"model.layers.0.self_attn.o_proj.bias", "F32", {32}, {}});
+  const ModelFile hf = load_hf_checkpoint(write_checkpoint("llamabias", cfg, tensors));
+  const std::string out = scratch_dir("llamabiasout") + "/q.gguf";
+  GgufConvertOptions opt;
+  write_gguf(hf, out, opt);
+  const GgufFile g(out);
+  EXPECT_EQ(g.get_string("general.architecture"), "llama");
+  auto data = [&](const char* name) {
+    for (const GgufTensorInfo& t : g.tensor_infos())
+      if (t.name == name) return reinterpret_cast<const float*>(g.view(t).data);
+    ADD_FAILURE() << "no tensor " << name;
+    return static_cast<const float*>(nullptr);
+  };
+  const float* q = data("blk.0.attn_q.bias");
+  const float* k = data("blk.0.attn_k.bias");
+  const float* v = data("blk.0.attn_v.bias");
+  ASSERT_TRUE(q && k && v);
   // head_dim 16: element 2i+j of a head comes from HF element j*8 + i.
   // q head 0: 0, 8, 1, 9, ...; head 1 starts at 16: 16, 24, 17, 25, ...
   EXPECT_EQ(q[0], 0.0f);

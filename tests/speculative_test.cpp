@@ -3,8 +3,14 @@
 // without speculation; the KV cache holds exactly the accepted positions.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <map>
 
+#include <cstdio>
+#include <filesystem>
+
+#include "formats/gguf_convert.h"
 #include "formats/hf_checkpoint.h"
 #include "generate_test_util.h"
 #include "serve/scheduler.h"
@@ -25,10 +31,10 @@ struct Outcome {
   SpeculativeStats spec;
 };
 
-Outcome run(Engine& e, const GenerateRequest& req) {
+Outcome run(Engine& e, const GenerateRequest& req, const Tokenizer* tok = &bundled_tokenizer()) {
   serve::SchedulerOptions so;
   so.prefix_cache = false;
-  serve::Scheduler sched(e, &bundled_tokenizer(), so);
+  serve::Scheduler sched(e, tok, so);
   Outcome r;
   serve::RequestOptions ro;
   ro.gen = req;
@@ -138,6 +144,51 @@ TEST(Speculative, DraftModelIsExact) {
     accepted += spec.spec.accepted;
   }
   EXPECT_GT(accepted, drafted / 2);  // a close copy: most drafts are right
+}
+
+// TinyLlama's proportions scaled down (32000-token vocabulary, 8 query heads
+// per KV head, Q4_0 matrices), random weights, written once per run.
+std::shared_ptr<const Model> random_tinyllama_like() {
+  static const std::shared_ptr<const Model> model = [] {
+    const std::string path =
+        (std::filesystem::temp_directory_path() /
+         ("nucleus_spec_tl_" + std::to_string(::getpid()) + ".gguf"))
+            .string();
+    GgufConvertOptions o;
+    o.type = DType::Q4_0;
+    write_random_gguf(parse_random_spec("dim=256,layers=2,heads=8,kv_heads=1,ffn=704,vocab=32000,"
+                                        "ctx=512"),
+                      path, o, 17, nullptr);
+    auto file = std::make_shared<const ModelFile>(load_model_file(path));
+    auto m = std::make_shared<const Model>(file);
+    std::remove(path.c_str());  // the model keeps what it needs (Q4_0 is repacked)
+    return m;
+  }();
+  return model;
+}
+
+TEST(Speculative, ExactOnRandomTinyLlamaShapedModel) {
+  Engine e(random_tinyllama_like(), testutil::engine_options(2, 8));
+  Engine draft(random_tinyllama_like(), testutil::engine_options(1, 8));
+  std::vector<int32_t> prompt = {1};
+  for (int r = 0; r < 4; ++r)
+    for (int32_t t : {450, 4996, 17354, 1701, 29916, 432, 17204, 975}) prompt.push_back(t);
+  int64_t accepted = 0;
+  for (GenerateRequest req : settings()) {
+    req.prompt = prompt;
+    req.config.stop_strings.clear();  // synthetic vocabulary: no text to stop on
+    req.config.max_new_tokens = std::min<int64_t>(*req.config.max_new_tokens, 24);
+    const Outcome plain = run(e, req, nullptr);
+    for (auto mode : {SpeculativeOptions::Mode::Lookup, SpeculativeOptions::Mode::Draft}) {
+      GenerateRequest sr = req;
+      sr.speculative.mode = mode;
+      sr.speculative.draft_engine = &draft;
+      const Outcome spec = run(e, sr, nullptr);
+      expect_same(plain, spec);
+      accepted += spec.spec.accepted;
+    }
+  }
+  EXPECT_GT(accepted, 0);
 }
 
 TEST(Speculative, KvHoldsExactlyTheAcceptedPositions) {

@@ -14,7 +14,8 @@ namespace nucleus::cli {
 void ModelOptions::add_to(CLI::App* app) {
   app->add_option("-m,--model", model,
                   "model: .gguf file, llama2.c .bin, or Hugging Face checkpoint directory "
-                  "(default: the bundled stories260K.gguf)");
+                  "(tokenize/detokenize also take a tokenizer.json or a directory holding one; "
+                  "default: the bundled stories260K.gguf)");
   app->add_option("--tokenizer", tokenizer,
                   "llama2.c tokenizer.bin (default: tokenizer.bin beside the model)");
   app->add_option("-t,--threads", threads, "worker threads (default: all cores)")
@@ -38,7 +39,25 @@ const Tokenizer& LoadedModel::need_tokenizer() const {
   return *tokenizer;
 }
 
+namespace {
+// tokenize/detokenize need no weights: a bare tokenizer.json, or a directory
+// holding one (a full checkpoint or just the tokenizer files), is read as a
+// tokenizer alone.
+bool hf_tokenizer_only(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return fs::is_regular_file(fs::path(path) / "tokenizer.json", ec);
+  return fs::path(path).extension() == ".json" && fs::is_regular_file(path, ec);
+}
+}  // namespace
+
 LoadedModel load_model(const ModelOptions& opts, LoadDepth depth) {
+  if (depth == LoadDepth::kVocab && hf_tokenizer_only(opts.model_path())) {
+    LoadedModel m;
+    m.file = std::make_shared<const ModelFile>();
+    m.tokenizer = load_hf_tokenizer(opts.model_path());
+    return m;
+  }
   LoadOptions lo;
   lo.tokenizer_path = opts.tokenizer;
   lo.vocab_only = depth == LoadDepth::kVocab;

@@ -314,8 +314,7 @@ double peak_flops(const MachinePeaks& peaks, DType weight_dtype, int threads) {
     case DType::F16:
     case DType::BF16:
       return all ? peaks.fma_f32.all : peaks.fma_f32.one;
-    case DType::Q8_0:
-    case DType::Q4_0:
+    default:  // every block-quantized type runs int8 dot products
       return all ? peaks.dot_int8.all : peaks.dot_int8.one;
   }
   return 0;

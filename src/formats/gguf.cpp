@@ -422,7 +422,7 @@ void GgufFile::parse() {
     const DTypeInfo* info = dtype_info(t.ggml_type);
     if (info == nullptr) {
       in.fail(what + ": unsupported tensor type id " + num(t.ggml_type) +
-              " (supported: f32, f16, bf16, q8_0, q4_0)");
+              " (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs)");
     }
     if (t.shape[0] % info->block_elems != 0) {
       std::string msg = what + ": row length " + std::to_string(t.shape[0]) +
@@ -620,10 +620,21 @@ TensorView GgufFile::view(const GgufTensorInfo& info) const {
   return t;
 }
 
+bool gguf_arch_supported(const std::string& arch) {
+  return arch == "llama" || arch == "mistral" || arch == "qwen2" || arch == "qwen3";
+}
+
+RopeLayout gguf_rope_layout(const std::string& arch) {
+  return arch == "qwen2" || arch == "qwen3" ? RopeLayout::Half : RopeLayout::Interleaved;
+}
+
 ModelConfig gguf_config(const GgufFile& g) {
   ModelConfig c;
   c.format = "gguf";
   c.arch = g.get_string("general.architecture");
+  check(gguf_arch_supported(c.arch),
+        g.path() + ": general.architecture '" + c.arch +
+            "' is not supported (expected llama, mistral, qwen2 or qwen3)");
   const std::string p = c.arch + ".";
   c.context_length = g.get_int(p + "context_length");
   c.dim = g.get_int(p + "embedding_length");
@@ -633,7 +644,7 @@ ModelConfig gguf_config(const GgufFile& g) {
   c.ffn_dim = g.get_int(p + "feed_forward_length");
   c.rope_theta = static_cast<float>(g.find_float(p + "rope.freq_base").value_or(10000.0));
   c.rms_eps = static_cast<float>(g.get_float(p + "attention.layer_norm_rms_epsilon"));
-  c.rope_layout = RopeLayout::Interleaved;
+  c.rope_layout = gguf_rope_layout(c.arch);
 
   if (auto kl = g.find_int(p + "attention.key_length")) {
     c.head_dim = *kl;
@@ -665,6 +676,7 @@ ModelConfig gguf_config(const GgufFile& g) {
     if (t.name == "token_embd.weight") embd = &t;
     if (t.name == "output.weight") has_output = true;
     if (t.name == "blk.0.attn_q.bias") c.attn_bias = true;
+    if (t.name == "blk.0.attn_q_norm.weight") c.qk_norm = true;
     if (t.name == "blk.0.ffn_up.bias") c.mlp_bias = true;
     if (t.name == "rope_freqs.weight") {
       // Divisors of each rotary frequency, as llama.cpp applies them.

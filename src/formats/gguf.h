@@ -129,6 +129,15 @@ class GgufFile {
   std::vector<GgufTensorInfo> tensors_;
 };
 
+// The general.architecture values this engine runs: the LLaMA family as
+// llama.cpp names it ("llama", "mistral", "qwen2", "qwen3").
+bool gguf_arch_supported(const std::string& arch);
+// How an architecture's GGUF files pair Q/K rows for RoPE, after llama.cpp's
+// llama_model_rope_type(): LLAMA_ROPE_TYPE_NORM (interleaved pairs; its
+// converter permutes HF rows) for llama/mistral, LLAMA_ROPE_TYPE_NEOX
+// (rotate-half; HF rows kept as they are) for qwen2/qwen3.
+RopeLayout gguf_rope_layout(const std::string& arch);
+
 // Model configuration from `<arch>.*` metadata plus tensor shapes.
 ModelConfig gguf_config(const GgufFile& gguf);
 // Vocabulary from tokenizer.ggml.*; empty Vocab when the file has no tokens.

@@ -70,11 +70,12 @@ void write_tensors(GgufWriter& w, const std::vector<OutTensor>& tensors, int thr
 
 // Canonical tensor order (llama.cpp's): globals, then each block's tensors.
 int block_rank(const std::string& suffix) {
-  static const char* kOrder[] = {
-      "attn_q.weight",    "attn_q.bias",     "attn_k.weight",      "attn_k.bias",
-      "attn_v.weight",    "attn_v.bias",     "attn_output.weight", "attn_output.bias",
-      "attn_norm.weight", "ffn_gate.weight", "ffn_gate.bias",      "ffn_down.weight",
-      "ffn_down.bias",    "ffn_up.weight",   "ffn_up.bias",        "ffn_norm.weight"};
+  static const char* kOrder[] = {"attn_q.weight",    "attn_q.bias",      "attn_q_norm.weight",
+                                 "attn_k.weight",    "attn_k.bias",      "attn_k_norm.weight",
+                                 "attn_v.weight",    "attn_v.bias",      "attn_output.weight",
+                                 "attn_output.bias", "attn_norm.weight", "ffn_gate.weight",
+                                 "ffn_gate.bias",    "ffn_down.weight",  "ffn_down.bias",
+                                 "ffn_up.weight",    "ffn_up.bias",      "ffn_norm.weight"};
   for (size_t i = 0; i < std::size(kOrder); ++i)
     if (suffix == kOrder[i]) return static_cast<int>(i);
   return static_cast<int>(std::size(kOrder));
@@ -113,14 +114,17 @@ SortKey sort_key(const std::string& name) {
 }
 
 void add_model_metadata(GgufWriter& w, const ModelConfig& c, DType type, const std::string& name) {
-  const std::string a = "llama.";
+  check(gguf_arch_supported(c.arch),
+        "GGUF writer: architecture '" + c.arch + "' has no GGUF form here");
+  // llama.cpp keys every hyperparameter by the architecture's name.
+  const std::string a = c.arch + ".";
   auto u32 = [](int64_t v, const char* what) {
     check(v >= 0 && v <= 0xffffffffLL,
           std::string("GGUF writer: ") + what + " " + std::to_string(v) + " does not fit in u32");
     return static_cast<uint32_t>(v);
   };
-  w.add_string("general.architecture", "llama");
-  w.add_string("general.name", name.empty() ? "llama" : name);
+  w.add_string("general.architecture", c.arch);
+  w.add_string("general.name", name.empty() ? c.arch : name);
   w.add_u32("general.file_type", gguf_file_type(type));
   w.add_u32(a + "vocab_size", u32(c.vocab_size, "vocab size"));
   w.add_u32(a + "context_length", u32(c.context_length, "context length"));
@@ -227,6 +231,27 @@ uint32_t gguf_file_type(DType t) {
       return 7;
     case DType::BF16:
       return 32;
+    // llama_ftype has no plain K-quant entries: an all-Q4_K file is Q4_K_S etc.
+    case DType::Q4_1:
+      return 3;
+    case DType::Q5_0:
+      return 8;
+    case DType::Q5_1:
+      return 9;
+    case DType::Q2_K:
+      return 10;
+    case DType::Q3_K:
+      return 11;
+    case DType::Q4_K:
+      return 14;
+    case DType::Q5_K:
+      return 16;
+    case DType::Q6_K:
+      return 18;
+    case DType::IQ4_NL:
+      return 25;
+    case DType::IQ4_XS:
+      return 30;
   }
   throw Error("gguf_file_type: unsupported type");
 }
@@ -241,7 +266,13 @@ void write_gguf(const ModelFile& model, const std::string& out_path,
                 const GgufConvertOptions& opt) {
   const ModelConfig& c = model.config;
   c.validate();
-  const bool unpermute = c.rope_layout == RopeLayout::Half;
+  // The file's pairing is its architecture's (llama.cpp's rope type): llama
+  // and mistral files hold interleaved rows, so HF rows are permuted; qwen2
+  // and qwen3 files keep HF's rotate-half rows (as llama.cpp's converter does).
+  const RopeLayout target = gguf_rope_layout(c.arch);
+  check(c.rope_layout == target || c.rope_layout == RopeLayout::Half,
+        "GGUF writer: cannot write interleaved Q/K rows as a rotate-half " + c.arch + " file");
+  const bool unpermute = c.rope_layout != target;
   const int64_t hd = c.head_dim;
 
   std::map<SortKey, const TensorView*> ordered;
@@ -404,7 +435,8 @@ void requantize_gguf(const std::string& in_path, const std::string& out_path,
     encode_value(value, payload);
     w.add_encoded(key, static_cast<uint32_t>(value.type), payload);
   }
-  w.add_u32("general.file_type", gguf_file_type(opt.type));
+  w.add_u32("general.file_type", opt.file_type >= 0 ? static_cast<uint32_t>(opt.file_type)
+                                                     : gguf_file_type(opt.type));
 
   std::vector<OutTensor> out;
   for (const GgufTensorInfo& info : in.tensor_infos()) {
@@ -413,7 +445,9 @@ void requantize_gguf(const std::string& in_path, const std::string& out_path,
     t.name = v.name;
     t.shape = v.shape;
     // 1-D tensors keep their type here: the source may be anything GGUF allows.
-    t.type = v.shape.size() == 2 ? gguf_output_type(v, opt.type) : v.type;
+    t.type = v.shape.size() != 2 ? v.type
+             : opt.matrix_type   ? opt.matrix_type(v)
+                                 : gguf_output_type(v, opt.type);
     if (t.type == v.type) {
       t.copy_from = v.data;
     } else {
@@ -502,8 +536,28 @@ RandomModelSpec parse_random_spec(const std::string& shape) {
     else
       throw Error("random model shape: unknown key '" + key + "'");
   }
-  if (s.n_kv_heads == 0) s.n_kv_heads = s.n_heads;
+  fill_random_spec_defaults(s);
   return s;
+}
+
+void fill_random_spec_defaults(RandomModelSpec& s) {
+  check(s.dim > 0, "random model shape: dim is required (e.g. --random dim=256)");
+  if (s.n_heads == 0) {
+    // 64-wide heads, as in every Llama size; narrower models get fewer heads,
+    // down to one head of the whole width. The head size must stay even (RoPE).
+    s.n_heads = std::max<int64_t>(1, s.dim / 64);
+    while (s.n_heads > 1 && (s.dim % s.n_heads != 0 || (s.dim / s.n_heads) % 2 != 0)) --s.n_heads;
+  }
+  if (s.n_kv_heads == 0) s.n_kv_heads = s.n_heads;
+  if (s.ffn_dim == 0) {
+    // Meta's Llama rule: 2/3 of 4·dim, rounded up to a multiple of 256
+    // (4096 -> 11008, 2048 -> 5632).
+    const int64_t hidden = 2 * (4 * s.dim) / 3;
+    s.ffn_dim = (hidden + 255) / 256 * 256;
+  }
+  if (s.n_layers == 0) s.n_layers = 2;
+  if (s.vocab_size == 0) s.vocab_size = 32000;  // Llama 2's
+  if (s.context_length == 0) s.context_length = 2048;
 }
 
 Vocab synthetic_vocab(int64_t n) {

@@ -110,12 +110,18 @@ ModelConfig parse_config(const json& j, const std::string& path, std::string* to
   const std::string arch = j["architectures"][0];
   *hf_arch = arch;
   const bool qwen2 = arch == "Qwen2ForCausalLM";
-  check(arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || qwen2,
+  const bool qwen3 = arch == "Qwen3ForCausalLM";
+  check(arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || qwen2 || qwen3,
         path + ": field 'architectures' names unsupported architecture '" + arch +
-            "' (expected LlamaForCausalLM, MistralForCausalLM or Qwen2ForCausalLM)");
+            "' (expected LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM or "
+            "Qwen3ForCausalLM)");
+  // Qwen's sliding-window attention is off in every released config; the
+  // engine attends to the whole context, so refuse a config that turns it on.
+  check(!c.boolean("use_sliding_window", false),
+        path + ": field 'use_sliding_window' is true; sliding-window attention is not supported");
 
   ModelConfig cfg;
-  cfg.arch = qwen2 ? "qwen2" : "llama";
+  cfg.arch = qwen2 ? "qwen2" : qwen3 ? "qwen3" : "llama";
   cfg.format = "safetensors";
   cfg.rope_layout = RopeLayout::Half;
   cfg.dim = c.integer("hidden_size");
@@ -125,16 +131,23 @@ ModelConfig parse_config(const json& j, const std::string& path, std::string* to
   check(cfg.n_heads > 0, path + ": field 'num_attention_heads' must be positive, got " +
                              std::to_string(cfg.n_heads));
   cfg.n_kv_heads = c.integer("num_key_value_heads", cfg.n_heads);
-  cfg.head_dim = c.integer("head_dim", cfg.dim / cfg.n_heads);
+  // transformers' defaults when a field is absent (Qwen3Config: head_dim 128).
+  cfg.head_dim = c.integer("head_dim", qwen3 ? 128 : cfg.dim / cfg.n_heads);
   cfg.vocab_size = c.integer("vocab_size");
-  // transformers' defaults when a field is absent.
-  cfg.context_length = c.integer("max_position_embeddings", qwen2 ? 32768 : 2048);
+  cfg.context_length = c.integer("max_position_embeddings", qwen2 || qwen3 ? 32768 : 2048);
   cfg.rms_eps = static_cast<float>(c.number("rms_norm_eps", 1e-6));
   cfg.rope_theta = static_cast<float>(c.number("rope_theta", 10000.0));
+  // transformers 5 moves rope_theta into rope_parameters.
+  if (!c.has("rope_theta") && c.has("rope_parameters") && j["rope_parameters"].is_object()) {
+    ConfigReader rp(j["rope_parameters"], path + " rope_parameters");
+    cfg.rope_theta = static_cast<float>(rp.number("rope_theta", 10000.0));
+  }
   cfg.rope_scaling = parse_rope_scaling(c);
   cfg.tied_embeddings = c.boolean("tie_word_embeddings", false);
   // Qwen2 always has q/k/v biases; Llama/Mistral only with attention_bias.
   cfg.attn_bias = qwen2 ? true : c.boolean("attention_bias", false);
+  // Qwen3 always normalises each q/k head (self_attn.q_norm / k_norm).
+  cfg.qk_norm = qwen3;
   cfg.mlp_bias = c.boolean("mlp_bias", false);
   if (c.has("bos_token_id")) cfg.bos_id = token_id(c, j["bos_token_id"], "bos_token_id");
   if (c.has("eos_token_id")) {
@@ -176,6 +189,8 @@ constexpr std::pair<const char*, const char*> kLayerNames[] = {
     {"self_attn.k_proj.bias", "attn_k.bias"},
     {"self_attn.v_proj.bias", "attn_v.bias"},
     {"self_attn.o_proj.bias", "attn_output.bias"},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
     {"mlp.gate_proj.weight", "ffn_gate.weight"},
     {"mlp.up_proj.weight", "ffn_up.weight"},
     {"mlp.down_proj.weight", "ffn_down.weight"},
@@ -229,6 +244,10 @@ std::map<std::string, std::vector<int64_t>> expected_tensors(const ModelConfig& 
       m[b + "attn_v.bias"] = {c.kv_dim()};
       // Llama's attention_bias also biases o_proj; Qwen2 has no o_proj bias.
       if (c.arch != "qwen2") m[b + "attn_output.bias"] = {c.dim};
+    }
+    if (c.qk_norm) {
+      m[b + "attn_q_norm.weight"] = {c.head_dim};
+      m[b + "attn_k_norm.weight"] = {c.head_dim};
     }
     if (c.mlp_bias) {
       m[b + "ffn_gate.bias"] = {c.ffn_dim};

@@ -1,8 +1,11 @@
 #include "formats/hf_vocab.h"
 
+#include <algorithm>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <tuple>
 
 #include "util/error.h"
 #include "util/text_file.h"
@@ -130,6 +133,65 @@ std::string template_prefix(const json& pp) {
 
 Vocab read_byte_level_vocab(const json& t, const std::string& path, const std::string& config_path);
 
+// The piece a merge entry produces: "a b" (or ["a", "b"]) -> "ab". Pieces may
+// hold spaces themselves (Llama 2's tokenizer.json has U+0020 runs), so of
+// several spaces the one split whose two sides are both tokens is taken;
+// none or several: no result (such a merge cannot apply to escaped text).
+std::optional<std::string> merge_result(const json& mg,
+                                        const std::map<std::string, int32_t>& id_of) {
+  if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string())
+    return mg[0].get<std::string>() + mg[1].get<std::string>();
+  if (!mg.is_string()) return std::nullopt;
+  const std::string& s = mg.get_ref<const std::string&>();
+  std::optional<std::string> found;
+  for (size_t i = s.find(' '); i != std::string::npos; i = s.find(' ', i + 1)) {
+    if (i == 0 || i + 1 == s.size()) continue;
+    if (!id_of.contains(s.substr(0, i)) || !id_of.contains(s.substr(i + 1))) continue;
+    if (found) return std::nullopt;
+    found = s.substr(0, i) + s.substr(i + 1);
+  }
+  return found;
+}
+
+// SentencePiece merges the adjacent pair whose joined piece scores highest;
+// the tokenizer.json runtime merges the pair listed first in model.merges.
+// tokenizer.json drops the scores, so they are rebuilt from the merge list:
+// Normal pieces are ranked by the first merge that produces them (pieces no
+// merge produces, such as single characters, after all of those, in id
+// order), and the k-th gets score -k, the score SentencePiece's BPE trainer
+// gives its k-th piece. Ranking by id alone is not enough: Llama 2 gives its
+// whitespace runs ("▁▁", "▁▁▁▁", ...) the score -1e9, so they merge last,
+// and its tokenizer.json lists their merges last; by id "▁▁" (259) would
+// merge first, turning "  Hello" into "▁▁" + "Hello" instead of "▁" +
+// "▁Hello". For a vocabulary of trained pieces only (stories260K) both
+// rankings agree and reproduce the original scores exactly.
+void assign_merge_scores(Vocab& v, const json& m, const std::map<std::string, int32_t>& id_of) {
+  std::map<std::string, int64_t> first_merge;
+  if (m.contains("merges") && m["merges"].is_array()) {
+    int64_t rank = 0;
+    for (const json& mg : m["merges"]) {
+      if (auto joined = merge_result(mg, id_of)) first_merge.emplace(std::move(*joined), rank);
+      ++rank;
+    }
+  }
+  struct Key {
+    int64_t rank;  // first merge producing the piece; INT64_MAX: none
+    int32_t id;
+    bool operator<(const Key& o) const { return std::tie(rank, id) < std::tie(o.rank, o.id); }
+  };
+  std::vector<Key> normal;
+  for (size_t id = 0; id < v.tokens.size(); ++id) {
+    if (v.types[id] != TokenType::Normal) continue;
+    auto it = first_merge.find(v.tokens[id]);
+    normal.push_back({it == first_merge.end() ? std::numeric_limits<int64_t>::max() : it->second,
+                      static_cast<int32_t>(id)});
+  }
+  std::sort(normal.begin(), normal.end());
+  // -(float)0 is -0.0f, as SentencePiece stores the first piece's score.
+  for (size_t k = 0; k < normal.size(); ++k)
+    v.scores[static_cast<size_t>(normal[k].id)] = -static_cast<float>(k);
+}
+
 }  // namespace
 
 Vocab read_vocab_from_tokenizer_json(const std::string& path, const std::string& config_path) {
@@ -169,7 +231,6 @@ Vocab read_spm_vocab_from_tokenizer_json(const std::string& path, const std::str
   v.scores.reserve(static_cast<size_t>(n));
   v.types.reserve(static_cast<size_t>(n));
   std::map<std::string, int32_t> id_of;
-  int64_t normal_rank = 0;
   for (const auto& [id, tok] : ids.by_id) {
     TokenType ty = TokenType::Normal;
     auto added = ids.added_special.find(id);
@@ -179,15 +240,13 @@ Vocab read_spm_vocab_from_tokenizer_json(const std::string& path, const std::str
       ty = added->second ? TokenType::Control : TokenType::UserDefined;
     else if (is_byte_token(tok))
       ty = TokenType::Byte;
-    float score = 0.0f;
-    // -(float)0 is -0.0f, as SentencePiece stores the first piece's score.
-    if (ty == TokenType::Normal) score = -static_cast<float>(normal_rank++);
     v.tokens.push_back(tok);
-    v.scores.push_back(score);
+    v.scores.push_back(0.0f);
     v.types.push_back(ty);
     id_of.emplace(tok, static_cast<int32_t>(id));
   }
   if (!unk.empty() && id_of.contains(unk)) v.unk_id = id_of[unk];
+  assign_merge_scores(v, m, id_of);
 
   apply_tokenizer_config(v, id_of, path, config_path);
   return v;

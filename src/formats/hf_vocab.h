@@ -12,11 +12,14 @@ namespace nucleus {
 // - tokens in id order (model.vocab plus added_tokens);
 // - types: the unk token Unknown, special added tokens Control, other added
 //   tokens UserDefined, "<0xHH>" Byte, the rest Normal;
-// - scores: 0 for non-Normal tokens; the k-th Normal token (in id order) gets
-//   -k, the score SentencePiece's BPE trainer gives its k-th piece (the
-//   merge rank). tokenizer.json drops the scores, and this reproduces
-//   llama.cpp's conversion of the original tokenizer.model exactly where the
-//   model used trained pieces only.
+// - scores: 0 for non-Normal tokens; Normal tokens ranked by the first entry
+//   of model.merges that produces them (then those no merge produces, in id
+//   order), the k-th getting -k, the score SentencePiece's BPE trainer gives
+//   its k-th piece. tokenizer.json drops the scores; these make SentencePiece
+//   merging pick the pairs the merge list picks (Llama 2's whitespace runs,
+//   scored -1e9 in tokenizer.model, merge last), and reproduce llama.cpp's
+//   conversion of the original tokenizer.model exactly where the model used
+//   trained pieces only (stories260K).
 // tokenizer_config_path (may be empty) supplies bos/eos/unk tokens,
 // add_bos_token / add_eos_token and the chat template. Other tokenizer kinds
 // throw Error.

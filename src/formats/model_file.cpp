@@ -83,6 +83,8 @@ void check_tensor_shapes(const ModelFile& model, const std::string& source) {
     expect(p + "attn_q.bias", {q}, c.attn_bias);
     expect(p + "attn_k.bias", {kv}, c.attn_bias);
     expect(p + "attn_v.bias", {kv}, c.attn_bias);
+    expect(p + "attn_q_norm.weight", {c.head_dim}, c.qk_norm);
+    expect(p + "attn_k_norm.weight", {c.head_dim}, c.qk_norm);
     expect(p + "attn_output.bias", {dim}, false);
     expect(p + "ffn_gate.bias", {ffn}, false);
     expect(p + "ffn_up.bias", {ffn}, false);

@@ -7,26 +7,35 @@
 
 namespace nucleus {
 
+namespace {
+
+struct NamedType {
+  DType type;
+  DTypeInfo info;
+};
+
+// ggml's block sizes (elements, bytes) for each supported type id.
+constexpr NamedType kTypes[] = {
+    {DType::F32, {"f32", 1, 4}},         {DType::F16, {"f16", 1, 2}},
+    {DType::BF16, {"bf16", 1, 2}},       {DType::Q8_0, {"q8_0", 32, 34}},
+    {DType::Q4_0, {"q4_0", 32, 18}},     {DType::Q4_1, {"q4_1", 32, 20}},
+    {DType::Q5_0, {"q5_0", 32, 22}},     {DType::Q5_1, {"q5_1", 32, 24}},
+    {DType::Q2_K, {"q2_k", 256, 84}},    {DType::Q3_K, {"q3_k", 256, 110}},
+    {DType::Q4_K, {"q4_k", 256, 144}},   {DType::Q5_K, {"q5_k", 256, 176}},
+    {DType::Q6_K, {"q6_k", 256, 210}},   {DType::IQ4_NL, {"iq4_nl", 32, 18}},
+    {DType::IQ4_XS, {"iq4_xs", 256, 136}},
+};
+
+}  // namespace
+
 const DTypeInfo* dtype_info(uint32_t ggml_type) {
-  static constexpr DTypeInfo kF32{"f32", 1, 4};
-  static constexpr DTypeInfo kF16{"f16", 1, 2};
-  static constexpr DTypeInfo kBF16{"bf16", 1, 2};
-  static constexpr DTypeInfo kQ8_0{"q8_0", 32, 34};
-  static constexpr DTypeInfo kQ4_0{"q4_0", 32, 18};
-  switch (ggml_type) {
-    case 0:
-      return &kF32;
-    case 1:
-      return &kF16;
-    case 2:
-      return &kQ4_0;
-    case 8:
-      return &kQ8_0;
-    case 30:
-      return &kBF16;
-    default:
-      return nullptr;
-  }
+  for (const NamedType& t : kTypes)
+    if (static_cast<uint32_t>(t.type) == ggml_type) return &t.info;
+  return nullptr;
+}
+
+bool is_block_quantized(DType t) {
+  return t != DType::F32 && t != DType::F16 && t != DType::BF16;
 }
 
 const char* dtype_name(DType t) {
@@ -36,12 +45,13 @@ const char* dtype_name(DType t) {
 DType parse_dtype(const std::string& name) {
   std::string s = name;
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (s == "f32") return DType::F32;
-  if (s == "f16") return DType::F16;
-  if (s == "bf16") return DType::BF16;
-  if (s == "q8_0") return DType::Q8_0;
-  if (s == "q4_0") return DType::Q4_0;
-  throw Error("unknown tensor type '" + name + "' (expected f32, f16, bf16, q8_0 or q4_0)");
+  std::string all;
+  for (const NamedType& t : kTypes) {
+    if (s == t.info.name) return t.type;
+    all += all.empty() ? "" : ", ";
+    all += t.info.name;
+  }
+  throw Error("unknown tensor type '" + name + "' (expected one of " + all + ")");
 }
 
 size_t row_bytes(DType t, int64_t n) {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/kquant.h"
 #include "util/error.h"
 
 namespace nucleus::kernels {
@@ -125,7 +126,10 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    default:
+      break;
   }
+  if (is_kquant(t)) return dequantize_row_kquant(t, src, dst, n);
   throw Error("dequantize_row: unsupported type");
 }
 
@@ -182,7 +186,10 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
       }
       return;
     }
+    default:
+      break;
   }
+  if (is_kquant(t)) return quantize_row_kquant(t, src, dst, n);
   throw Error("quantize_row: unsupported type");
 }
 

@@ -8,6 +8,7 @@
 
 #include "kernels/dtype.h"
 #include "kernels/matmul_isa.h"
+#include "kernels/matmul_kquant.h"
 #include "util/cpu_features.h"
 #include "util/error.h"
 
@@ -45,8 +46,9 @@ float dot_q8_blocks(DType t, const uint8_t* wrow, const BlockQ8_0* xq, int64_t n
 
 void check_matrix(const char* what, const Matrix& w, const float* x, int64_t n, const float* y) {
   std::string msg;
-  if (w.type != DType::F32 && w.type != DType::F16 && w.type != DType::BF16 &&
-      !is_quantized(w.type)) {
+  const DTypeInfo* info = dtype_info(static_cast<uint32_t>(w.type));
+  if (info == nullptr || (w.type != DType::F32 && w.type != DType::F16 && w.type != DType::BF16 &&
+                          !is_quantized(w.type) && !is_kquant(w.type))) {
     msg = what;
     msg += ": unsupported weight type id ";
     msg += std::to_string(static_cast<uint32_t>(w.type));
@@ -59,13 +61,14 @@ void check_matrix(const char* what, const Matrix& w, const float* x, int64_t n, 
     msg += ", n ";
     msg += std::to_string(n);
     msg += ")";
-  } else if (is_quantized(w.type) && w.cols % kQBlock != 0) {
+  } else if (w.cols % info->block_elems != 0) {
     msg = what;
     msg += ": ";
     msg += dtype_name(w.type);
     msg += " weight row length ";
     msg += std::to_string(w.cols);
-    msg += " is not a multiple of 32";
+    msg += " is not a multiple of ";
+    msg += std::to_string(info->block_elems);
   } else if (w.rows > 0 && w.cols > 0 &&
              (w.data == nullptr || (n > 0 && (x == nullptr || y == nullptr)))) {
     msg = what;
@@ -78,6 +81,7 @@ void check_matrix(const char* what, const Matrix& w, const float* x, int64_t n, 
 
 void matmul_reference(const Matrix& w, const float* x, int64_t n, float* y) {
   check_matrix("matmul_reference", w, x, n, y);
+  if (is_kquant(w.type)) return detail::matmul_kquant_reference(w, x, n, y);
   std::vector<float> tmp(static_cast<size_t>(w.cols));
   std::vector<BlockQ8_0> xq(static_cast<size_t>(w.cols / kQBlock + 1));
   const bool quant = is_quantized(w.type);
@@ -184,6 +188,8 @@ void matmul(MatmulIsa isa, const Matrix& w, const float* x, int64_t n, float* y,
     std::fill(y, y + n * w.rows, 0.0f);
     return;
   }
+  if (is_kquant(w.type))
+    return detail::matmul_kquant(isa == MatmulIsa::kAvx512, w, x, n, y, pool, ws);
   struct Job {
     detail::MatmulArgs args;
     int64_t units_per_task;  // rows (float types) or 16-row groups (quantized)

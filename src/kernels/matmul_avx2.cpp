@@ -335,8 +335,7 @@ void matmul_rows_avx2(const MatmulArgs& a, int64_t o0, int64_t o1) {
       return rows_impl<LoadF16>(a, o0, o1);
     case DType::BF16:
       return rows_impl<LoadBF16>(a, o0, o1);
-    case DType::Q8_0:
-    case DType::Q4_0:
+    default:
       return;  // matmul_qgroups_* (matmul_quant_*.cpp)
   }
 }

@@ -330,8 +330,7 @@ void matmul_rows_avx512(const MatmulArgs& a, int64_t o0, int64_t o1) {
       return rows_impl<LoadBF16>(a, o0, o1);
     case DType::F32:
       return rows_impl<LoadF32>(a, o0, o1);
-    case DType::Q8_0:
-    case DType::Q4_0:
+    default:
       return;  // matmul_qgroups_avx512 (matmul_quant_avx512.cpp)
   }
 }

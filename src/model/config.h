@@ -39,6 +39,7 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tied_embeddings = false;  // lm_head reads token_embd
   bool attn_bias = false;        // q/k/v biases (Qwen2)
+  bool qk_norm = false;          // per-head RMSNorm of q and k before RoPE (Qwen3)
   bool mlp_bias = false;
   // Token ids the checkpoint's config names (HF config.json bos_token_id /
   // eos_token_id; eos may be a list, e.g. Llama 3 Instruct). -1 / empty = unknown.

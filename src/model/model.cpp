@@ -3,6 +3,7 @@
 #include <string>
 
 #include "kernels/dtype.h"
+#include "kernels/kquant.h"
 #include "util/error.h"
 
 namespace nucleus {
@@ -21,6 +22,8 @@ kernels::Matrix matrix(const ModelFile& f, const std::string& name, int64_t cols
         "tensor " + describe(t) + ": row length is not a multiple of the block size");
   check(t.nbytes >= row_bytes(t.type, cols) * static_cast<size_t>(rows),
         "tensor " + describe(t) + ": data is shorter than its shape");
+  check(!kernels::is_kquant(t.type) || kernels::kquant_scales_finite(t.type, t.data, cols * rows),
+        "tensor " + describe(t) + ": a block scale is NaN or infinite");
   return kernels::Matrix{t.type, rows, cols, t.data};
 }
 
@@ -59,6 +62,13 @@ Model::Model(std::shared_ptr<const ModelFile> file) : file_(std::move(file)) {
       w.bq = vector_f32(f, p + "attn_q.bias", c.q_dim());
       w.bk = vector_f32(f, p + "attn_k.bias", c.kv_dim());
       w.bv = vector_f32(f, p + "attn_v.bias", c.kv_dim());
+      // Llama's attention_bias also biases o_proj; Qwen2 has none.
+      if (f.find(p + "attn_output.bias") != nullptr)
+        w.bo = vector_f32(f, p + "attn_output.bias", c.dim);
+    }
+    if (c.qk_norm) {
+      w.q_norm = vector_f32(f, p + "attn_q_norm.weight", c.head_dim);
+      w.k_norm = vector_f32(f, p + "attn_k_norm.weight", c.head_dim);
     }
     layers_.push_back(std::move(w));
   }

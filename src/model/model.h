@@ -18,7 +18,9 @@ struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;
   kernels::Matrix wq, wk, wv, wo;
   kernels::Matrix w_gate, w_up, w_down;
-  std::vector<float> bq, bk, bv;  // empty unless the model has q/k/v biases
+  std::vector<float> bq, bk, bv;      // empty unless the model has q/k/v biases
+  std::vector<float> bo;              // o_proj bias (Llama attention_bias); empty when absent
+  std::vector<float> q_norm, k_norm;  // [head_dim] each; empty unless config.qk_norm
 };
 
 class Model {

@@ -111,6 +111,16 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
         for (int64_t j = 0; j < kvd; ++j) k[j] += w.bk[j];
         for (int64_t j = 0; j < kvd; ++j) v[j] += w.bv[j];
       }
+      // Qwen3: each head of q and k is RMS-normalised on its own (weights
+      // shared by all heads) before RoPE. Per row and head, so batch-invariant.
+      if (!w.q_norm.empty()) {
+        for (int64_t h = 0; h < c.n_heads; ++h)
+          kernels::rmsnorm(q + h * c.head_dim, q + h * c.head_dim, w.q_norm.data(), c.head_dim,
+                           c.rms_eps);
+        for (int64_t h = 0; h < c.n_kv_heads; ++h)
+          kernels::rmsnorm(k + h * c.head_dim, k + h * c.head_dim, w.k_norm.data(), c.head_dim,
+                           c.rms_eps);
+      }
       rope_.apply(q, c.n_heads, pos_[i]);
       rope_.apply(k, c.n_kv_heads, pos_[i]);
       const int32_t seq = batch.rows[i].seq;
@@ -161,6 +171,9 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
 
     observe(l, "attn_out", att_, n, qd);
     matmul(w.wo, att_.data(), n, out_.data());
+    if (!w.bo.empty())
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < c.dim; ++j) out_[i * c.dim + j] += w.bo[j];
     observe(l, "attn_proj", out_, n, c.dim);
     for (int64_t j = 0; j < n * c.dim; ++j) x_[j] += out_[j];
     observe(l, "resid_attn", x_, n, c.dim);

@@ -102,10 +102,9 @@ SpmTokenizer::SpmTokenizer(const Vocab& vocab)
   check_special(eos_, "eos_id");
   check_special(unk_, "unk_id");
 
-  text_.reserve(n);
-  // llama2.c's tokenizer.bin stores pieces with plain spaces; SentencePiece
-  // never has a space in a piece, so rewriting makes both forms one.
-  for (const std::string& t : vocab.tokens) text_.push_back(escape_spaces(t));
+  // Pieces are matched as the vocabulary spells them (below, a piece with
+  // plain spaces also under its U+2581 spelling when no piece has that one).
+  text_ = vocab.tokens;
   scores_ = vocab.scores.empty() ? std::vector<float>(n, 0.0f) : vocab.scores;
   // A NaN would break the merge queue's ordering.
   for (size_t i = 0; i < n; ++i) {
@@ -144,6 +143,14 @@ SpmTokenizer::SpmTokenizer(const Vocab& vocab)
     // A later duplicate wins, as in llama.cpp's text-to-token map.
     index_[text_[i]] = id;
   }
+  // llama2.c's tokenizer.bin stores pieces with plain spaces; SentencePiece
+  // escapes the text, so such a piece is also found under its escaped
+  // spelling — but never in place of a piece spelled that way: Llama 2's
+  // tokenizer.json has both "\u2581" (29871) and " " (30081, U+00A0 in
+  // tokenizer.model), and "\u2581" must stay 29871.
+  for (size_t i = 0; i < n; ++i)
+    if (text_[i].find(' ') != std::string::npos)
+      index_.try_emplace(escape_spaces(text_[i]), static_cast<int32_t>(i));
   std::stable_sort(specials_.begin(), specials_.end(), [](const Special& a, const Special& b) {
     return a.text.size() > b.text.size();
   });

@@ -53,7 +53,7 @@ class SpmTokenizer final : public Tokenizer {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
-  std::vector<std::string> text_;  // token texts, ' ' rewritten as U+2581
+  std::vector<std::string> text_;  // token texts as the vocabulary spells them
   std::vector<float> scores_;
   std::vector<TokenType> types_;     // inferred when the vocabulary has none
   std::vector<int16_t> byte_value_;  // Byte tokens: the byte; otherwise -1
