@@ -1,4 +1,5 @@
 #include "server/http_server.h"
+#include "server/listen_backlog.h"
 
 #include <chrono>
 #include <random>
@@ -85,6 +86,7 @@ int HttpServer::bind() {
   }
   check(port_ > 0, "cannot listen on " + opts_.host + ":" + std::to_string(opts_.port) +
                        " (address in use, or not an address of this machine)");
+  raise_listen_backlog(port_);
   return port_;
 }
 
