@@ -171,12 +171,17 @@ bool Scheduler::step() {
 
   // 3. Plan: decode rows first, then prefill chunks under the budget; make
   // room in the pool, pre-empting the newest job when eviction is not enough.
+  int64_t decode_rows = 0, step_prefill_rows = 0;
   for (;;) {
     batch_.clear();
     owner_.clear();
     int64_t budget = options_.step_tokens;
     int64_t prefill_rows = 0;
     for (bool decode_pass : {true, false}) {
+      if (!decode_pass) {
+        decode_rows = static_cast<int64_t>(batch_.rows.size());
+        budget = prefill_budget(budget, decode_rows > 0);
+      }
       for (size_t j = 0; j < running_.size(); ++j) {
         const size_t before = batch_.rows.size();
         running_[j]->job->plan(batch_, budget, decode_pass);
@@ -186,6 +191,7 @@ bool Scheduler::step() {
         for (size_t r = 0; r < added; ++r) owner_.push_back(static_cast<int32_t>(j));
       }
     }
+    step_prefill_rows = prefill_rows;
     int64_t need = 0;
     for (const auto& e : running_) need += e->job->blocks_needed();
     if (need > kv.free_blocks()) prefix_.evict(need - kv.free_blocks());
@@ -214,8 +220,19 @@ bool Scheduler::step() {
   // 4. One forward over every row; each job gets exactly its logits rows.
   ++steps_;
   engine_.reset_counters();
+  const auto t0 = Clock::now();
   engine_.forward(batch_, logits_);
+  const double took = seconds_between(t0, Clock::now());
   const OpCounters counters = engine_.counters();
+  // Learn what a decode step and a prefill row cost on this machine and model.
+  constexpr double kAlpha = 0.25;
+  if (step_prefill_rows == 0 && decode_rows > 0) {
+    decode_step_s_ = decode_step_s_ == 0.0 ? took : decode_step_s_ + kAlpha * (took - decode_step_s_);
+  } else if (step_prefill_rows > 0) {
+    const double base = decode_rows > 0 ? decode_step_s_ : 0.0;
+    const double per_row = std::max(0.0, took - base) / static_cast<double>(step_prefill_rows);
+    prefill_row_s_ = prefill_row_s_ == 0.0 ? per_row : prefill_row_s_ + kAlpha * (per_row - prefill_row_s_);
+  }
   for (auto& e : running_) e->rows.clear();
   const int64_t vocab = engine_.vocab_size();
   int64_t li = 0;
@@ -240,6 +257,16 @@ bool Scheduler::step() {
     }
   }
   return true;
+}
+
+int64_t Scheduler::prefill_budget(int64_t budget_left, bool decoding) const {
+  if (!decoding || options_.prefill_time_share <= 0.0 || decode_step_s_ == 0.0 ||
+      prefill_row_s_ == 0.0)
+    return budget_left;
+  const double rows = options_.prefill_time_share * decode_step_s_ / prefill_row_s_;
+  const int64_t cap = std::max<int64_t>(options_.min_prefill_chunk,
+                                        static_cast<int64_t>(std::min(rows, 1e9)));
+  return std::min(budget_left, cap);
 }
 
 void Scheduler::fill_metrics(MetricsSnapshot& m) const {

@@ -30,6 +30,13 @@ struct SchedulerOptions {
   int64_t max_running = 16;   // jobs stepped together (--parallel)
   int64_t step_tokens = 256;  // rows per forward: all decode rows + prefill chunks
   bool prefix_cache = true;
+  // Chunked prefill that protects decode latency: while sequences are
+  // decoding, a step's prefill rows are held to what fits in this fraction
+  // of a decode-only step's measured time (so a long prompt arriving
+  // mid-stream stretches the others' inter-token latency by about 1 + this),
+  // never fewer than min_prefill_chunk rows. 0 turns the limit off.
+  double prefill_time_share = 0.8;
+  int64_t min_prefill_chunk = 8;
 };
 
 class Scheduler {
@@ -83,6 +90,10 @@ class Scheduler {
   int64_t preemptions_ = 0, generated_ = 0, prompt_tokens_ = 0, prefill_rows_ = 0;
   int64_t finished_ = 0, cancelled_ = 0, steps_ = 0;
   int64_t prefix_queries_ = 0, prefix_hits_ = 0;
+  // Measured step costs (exponential averages, seconds): a decode-only step,
+  // and one prefill row on top of the decode rows.
+  double decode_step_s_ = 0.0, prefill_row_s_ = 0.0;
+  int64_t prefill_budget(int64_t budget_left, bool decoding) const;
 };
 
 }  // namespace nucleus::serve

@@ -26,6 +26,7 @@ Service::Service(Engine& engine, const Tokenizer* tokenizer, const ServiceOption
       options_(options),
       scheduler_(engine, tokenizer, options.scheduler) {
   check(options.max_queue >= 0, "max_queue must be >= 0");
+  metrics_.update([&](MetricsSnapshot& m) { scheduler_.fill_metrics(m); });
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -84,7 +85,9 @@ void Service::loop() {
         e.token = t;
         h->push(std::move(e));
       };
-      cb.on_done = [h](GenerateResult&& r) {
+      cb.on_done = [this, h](GenerateResult&& r) {
+        // Counters first, so that /metrics read after the response agrees with it.
+        metrics_.update([&](MetricsSnapshot& m) { scheduler_.fill_metrics(m); });
         Event e;
         e.kind = Event::Kind::Done;
         e.result = std::move(r);
