@@ -202,12 +202,29 @@ def disconnects(s, story_ids):
     check(s.post("/v1/completions", {"prompt": "Once", "max_tokens": 3})[0] == 200, "serving after disconnects")
 
 
+def speculative(s, story_ids):
+    """The speculative extension changes the number of forwards, never the output."""
+    prompt = story_ids + story_ids[:40]  # text the continuation can copy from
+    for extra in ({"temperature": 0}, {"temperature": 0.8, "top_p": 0.9, "seed": 12, "n": 2}):
+        body = {"prompt": prompt, "max_tokens": 40, "return_token_ids": True, "logprobs": 1, **extra}
+        st, plain = s.post("/v1/completions", body)
+        check(st == 200, f"plain: {st} {plain}")
+        st, spec = s.post("/v1/completions", {**body, "speculative": "lookup", "draft_max": 6})
+        check(st == 200, f"speculative: {st} {spec}")
+        for a, b in zip(plain["choices"], spec["choices"]):
+            check(a["token_ids"] == b["token_ids"], f"speculative ids {b['token_ids']} vs {a['token_ids']}")
+            check(a["logprobs"]["token_logprobs"] == b["logprobs"]["token_logprobs"], "speculative logprobs")
+    st, r = s.post("/v1/completions", {"prompt": "Once", "speculative": "draft"})
+    check(st in (400, 422) and "speculative" in json.dumps(r), f"speculative draft refused: {st} {r}")
+
+
 def main():
     nucleus = sys.argv[1]
     deadline(420)
     with Server(nucleus, "-t", "1") as s:
         story_ids = s.post("/tokenize", {"prompt": STORY})[1]["tokens"]
         against_cli(nucleus, s)
+        speculative(s, story_ids)
         solo = {}
         load(s, story_ids, solo)
         pool_reqs = pool_requests(story_ids)

@@ -221,6 +221,22 @@ void parse_common(const Fields& f, const ModelInfo& model, const RequestLimits& 
       wrong_type("early_stopping", "true, false or \"never\"", *v);
     }
   }
+  // Exact speculative decoding (same output, fewer forwards): prompt lookup.
+  if (auto v = f.string("speculative")) {
+    if (*v == "lookup") {
+      r.options.gen.speculative.mode = SpeculativeOptions::Mode::Lookup;
+    } else if (*v != "off" && !v->empty()) {
+      bad_value("speculative", "must be \"lookup\" or \"off\" (a draft model is a CLI option)");
+    }
+  }
+  if (auto v = f.integer("draft_max")) {
+    if (*v < 1 || *v > 64) bad_value("draft_max", "=" + std::to_string(*v) + " is outside [1, 64]");
+    r.options.gen.speculative.draft_max = *v;
+  }
+  if (auto v = f.integer("ngram")) {
+    if (*v < 1 || *v > 64) bad_value("ngram", "=" + std::to_string(*v) + " is outside [1, 64]");
+    r.options.gen.speculative.ngram = *v;
+  }
   const auto order = f.string("sampler_order");
   if (order && *order != "hf" && *order != "llama.cpp")
     bad_value("sampler_order", "must be \"hf\" or \"llama.cpp\"");
