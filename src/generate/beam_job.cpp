@@ -118,7 +118,7 @@ class BeamJob final : public Job {
   void consume(std::span<const float* const> rows, const OpCounters& counters) override {
     if (prefilling()) {
       beams_[0].seq.advance(ctx_);
-      add(out_.prefill.counters, counters);
+      accumulate(out_.prefill.counters, counters);
       if (rows.empty()) return;
       if (!req_.kv_cache) ctx_.engine->kv().truncate(beams_[0].seq.kv, 0), beams_[0].seq.fed = 0;
       note_peak();
@@ -142,7 +142,7 @@ class BeamJob final : public Job {
       return;
     }
     for (Beam& b : beams_) b.seq.advance(ctx_);
-    add(out_.decode.counters, counters);
+    accumulate(out_.decode.counters, counters);
     note_peak();
     out_.decode.tokens += nb_;
     step(rows);
@@ -193,13 +193,6 @@ class BeamJob final : public Job {
   }
 
  private:
-  static void add(OpCounters& a, const OpCounters& b) {
-    a.matmul_flops += b.matmul_flops;
-    a.attention_flops += b.attention_flops;
-    a.weight_bytes += b.weight_bytes;
-    a.kv_read_bytes += b.kv_read_bytes;
-    a.kv_write_bytes += b.kv_write_bytes;
-  }
   void note_peak() {
     out_.kv_peak_blocks = std::max(out_.kv_peak_blocks, ctx_.engine->kv().memory().blocks_used);
   }

@@ -29,6 +29,15 @@ struct JobContext {
   PrefixCache* prefix = nullptr;
 };
 
+// Adds one step's counters to a phase's (a job's prefill or decode stats).
+inline void accumulate(OpCounters& a, const OpCounters& b) {
+  a.matmul_flops += b.matmul_flops;
+  a.attention_flops += b.attention_flops;
+  a.weight_bytes += b.weight_bytes;
+  a.kv_read_bytes += b.kv_read_bytes;
+  a.kv_write_bytes += b.kv_write_bytes;
+}
+
 // One generated token, as streamed (greedy/sampling jobs only).
 struct JobToken {
   int64_t index = 0;  // sequence index in the request

@@ -144,7 +144,7 @@ class SampleJob final : public Job {
     for (Live& l : seqs_)
       if (l.seq.planned > 0) l.seq.advance(ctx_);
     if (was_prefill) {
-      add(out_.prefill.counters, counters);
+      accumulate(out_.prefill.counters, counters);
       if (rows.empty()) return;  // a chunk of the prompt, no logits yet
       out_.prefill.seconds = seconds_between(start_prefill_, Clock::now());
       out_.prefill.tokens = static_cast<int64_t>(req_.prompt.size());
@@ -161,7 +161,7 @@ class SampleJob final : public Job {
       }
       for (size_t i = 0; i < seqs_.size(); ++i) choose(static_cast<int64_t>(i), rows[0]);
     } else {
-      add(out_.decode.counters, counters);
+      accumulate(out_.decode.counters, counters);
       note_peak();
       ++out_.speculative.forwards;
       size_t r = 0;
@@ -218,13 +218,6 @@ class SampleJob final : public Job {
   }
 
  private:
-  static void add(OpCounters& a, const OpCounters& b) {
-    a.matmul_flops += b.matmul_flops;
-    a.attention_flops += b.attention_flops;
-    a.weight_bytes += b.weight_bytes;
-    a.kv_read_bytes += b.kv_read_bytes;
-    a.kv_write_bytes += b.kv_write_bytes;
-  }
   void note_peak() {
     out_.kv_peak_blocks = std::max(out_.kv_peak_blocks, ctx_.engine->kv().memory().blocks_used);
   }
