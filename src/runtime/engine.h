@@ -21,6 +21,8 @@ struct EngineOptions {
   int64_t max_sequences = 8;  // sizes the KV pool: max_sequences × context positions
   int64_t kv_block_size = 16;
   int64_t context_length = 0;  // 0 = the model's
+  // Element type of the KV cache: F32, F16 or Q8_0 (kv/kv_cache.h).
+  DType kv_type = DType::F32;
 };
 
 // Work the kernels executed, counted per op as they run. Same conventions as
@@ -109,7 +111,7 @@ class Engine {
   // block tables of the batch's sequences (sequence s at table_off_[s]).
   std::vector<int32_t> row_seq_;
   std::vector<int64_t> table_off_;
-  std::vector<const float*> kblocks_, vblocks_;
+  std::vector<const void*> kblocks_, vblocks_;
 };
 
 }  // namespace nucleus
