@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -43,7 +44,8 @@ struct BenchOptions {
 struct TestResult {
   std::string name;  // "pp512", "tg128"
   int64_t n_prompt = 0, n_gen = 0;
-  std::vector<double> seconds;  // one per timed repetition
+  std::vector<double> seconds;      // one per timed repetition
+  std::vector<double> cpu_seconds;  // CPU time of the process (all threads) per repetition
   OpCounters counters;          // of one repetition (every repetition does the same work)
 
   int64_t tokens() const { return n_prompt + n_gen; }
@@ -109,6 +111,15 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, std::mt19937& rng) 
 
 using Clock = std::chrono::steady_clock;
 
+// CPU time of the whole process: on a machine shared with other work, wall
+// time includes the time the scheduler gave to others; CPU time does not
+// (spinning pool workers are counted, so compare it at one thread).
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -133,12 +144,15 @@ TestResult run_pp(Engine& engine, int64_t n, int32_t base, int64_t depth, int re
   for (int rep = -1; rep < reps; ++rep) {  // rep -1 is the warm-up
     const int32_t seq = start_sequence(engine, base);
     engine.reset_counters();
+    const double c0 = process_cpu_seconds();
     const Clock::time_point t0 = Clock::now();
     engine.prefill(seq, tokens, logits);
     const double dt = seconds_since(t0);
+    const double cpu = process_cpu_seconds() - c0;
     engine.kv().release(seq);
     if (rep < 0) continue;
     r.seconds.push_back(dt);
+    r.cpu_seconds.push_back(cpu);
     r.counters = engine.counters();
   }
   return r;
@@ -155,6 +169,7 @@ TestResult run_tg(Engine& engine, int64_t n, int32_t base, int64_t depth, int re
   for (int rep = -1; rep < reps; ++rep) {
     const int32_t seq = start_sequence(engine, base);
     engine.reset_counters();
+    const double c0 = process_cpu_seconds();
     const Clock::time_point t0 = Clock::now();
     for (int64_t i = 0; i < n; ++i) {
       batch.clear();
@@ -162,9 +177,11 @@ TestResult run_tg(Engine& engine, int64_t n, int32_t base, int64_t depth, int re
       engine.forward(batch, logits);
     }
     const double dt = seconds_since(t0);
+    const double cpu = process_cpu_seconds() - c0;
     engine.kv().release(seq);
     if (rep < 0) continue;
     r.seconds.push_back(dt);
+    r.cpu_seconds.push_back(cpu);
     r.counters = engine.counters();
   }
   return r;
@@ -283,6 +300,7 @@ int run_bench_command(const BenchOptions& o) {
           {"avg_ts", ts},
           {"stddev_ts", sd},
           {"samples_ts", samples_ts},
+          {"samples_cpu_s", r.cpu_seconds},
           {"flops", r.counters.total_flops()},
           {"matmul_flops", r.counters.matmul_flops},
           {"attention_flops", r.counters.attention_flops},
