@@ -66,12 +66,12 @@ void run(benchmark::State& state, DType type, int64_t context) {
 const bool registered = [] {
   for (DType t : {DType::F32, DType::F16, DType::Q8_0})
     for (int64_t ctx : {512, 2048, 8192}) {
-      const std::string name = std::string("attention/") + dtype_name(t) + "/ctx=" +
-                               std::to_string(ctx);
+      const std::string name =
+          std::string("attention/") + dtype_name(t) + "/ctx=" + std::to_string(ctx);
       // CPU time (the default): the machine may be shared with other work.
-      benchmark::RegisterBenchmark(name.c_str(),
-                                   [=](benchmark::State& st) { run(st, t, ctx); })
-          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+        run(st, t, ctx);
+      })->Unit(benchmark::kMicrosecond);
     }
   return true;
 }();

@@ -46,7 +46,7 @@ struct TestResult {
   int64_t n_prompt = 0, n_gen = 0;
   std::vector<double> seconds;      // one per timed repetition
   std::vector<double> cpu_seconds;  // CPU time of the process (all threads) per repetition
-  OpCounters counters;          // of one repetition (every repetition does the same work)
+  OpCounters counters;              // of one repetition (every repetition does the same work)
 
   int64_t tokens() const { return n_prompt + n_gen; }
   double mean_seconds() const {

@@ -144,10 +144,12 @@ void attend_block(const float* q_head, const float* kb, const float* vb, int64_t
     _mm256_store_ps(scores + j, x);
     vmax = _mm256_max_ps(vmax, x);
   }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, vmax);
-  float block_max = st.running_max;
-  for (float v : lanes) block_max = std::max(block_max, v);
+  // A shuffle tree, not a chain of eight scalar maxes (vmax already holds
+  // the running maximum in every lane).
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  float block_max = _mm_cvtss_f32(m4);
   for (; j < n; ++j) {
     scores[j] *= scale;
     block_max = std::max(block_max, scores[j]);
@@ -165,7 +167,17 @@ void attend_block(const float* q_head, const float* kb, const float* vb, int64_t
     _mm256_store_ps(tail, e);
     for (int64_t t = j; t < n; ++t) probs[t] = tail[t - j];
   }
-  for (j = 0; j < n; ++j) st.denom += probs[j];
+  // The block's probabilities summed as 8 lane sums (positions j ≡ lane
+  // mod 8) and hsum8's tree, then the tail in order, then added to the
+  // rescaled denominator: a fixed order by position, without a serial chain
+  // of block_size dependent adds per head.
+  {
+    __m256 acc = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) acc = _mm256_add_ps(acc, _mm256_load_ps(probs + j));
+    float block_sum = hsum8(acc);
+    for (; j < n; ++j) block_sum += probs[j];
+    st.denom += block_sum;
+  }
   if (vec) {
     // 32 output values at a time stay in registers while the block's values pass.
     int64_t d0 = 0;
@@ -230,7 +242,8 @@ Slice kv_slice(DType type, const void* block, int64_t n, int64_t kv_dim, int64_t
       for (; d + 8 <= hd; d += 8) {
         const int64_t e = e0 + d;
         const BlockQ8_0& b = r[e / kQBlock];
-        const __m256 scale = _mm256_set1_ps(fp16_to_fp32(b.d));
+        // F16C: the same value as fp16_to_fp32, without its branches.
+        const __m256 scale = _mm256_set1_ps(_cvtsh_ss(b.d));
         const __m256i q = _mm256_cvtepi8_epi32(
             _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.qs + e % kQBlock)));
         _mm256_storeu_ps(o + d, _mm256_mul_ps(_mm256_cvtepi32_ps(q), scale));
