@@ -39,6 +39,17 @@ assert tg["flops"] == 8 * 518656 + 5 * 256 * 36, tg["flops"]
 assert pp["flops"] == 16 * 453120 + 65536 + 5 * 256 * 136, pp["flops"]
 PY
 
+# Depth (llama-bench -d) and the KV cache type: tests start after the
+# prefilled positions, so attention reads 5..12 positions for tg8 @ d4.
+json="$("$nucleus" bench -m "$model" -p 4 -n 8 -d 4 -r 1 -t 1 --kv-type q8_0 --json)"
+python3 - <<PY || fail "bad depth JSON: $json"
+import json
+pp, tg = json.loads('''$json''')
+assert pp["test"] == "pp4 @ d4" and tg["test"] == "tg8 @ d4", (pp["test"], tg["test"])
+assert tg["n_depth"] == 4 and tg["kv_type"] == "q8_0", tg
+assert tg["flops"] == 8 * 518656 + 5 * 256 * (5 + 6 + 7 + 8 + 9 + 10 + 11 + 12), tg["flops"]
+PY
+
 table="$("$nucleus" bench -m "$model" -p 8 -n 4 -r 1)"
 for needle in "| model | size | params | type | threads | test | t/s |" "| pp8 |" "| tg4 |" \
               "peaks: default"; do
@@ -57,4 +68,7 @@ expect_error "-n (generated tokens) must be at least 1, got -3" bench -m "$model
 expect_error "-r (repetitions) must be in [1, 1000], got 0" bench -m "$model" -r 0
 expect_error "$tmp/missing.gguf" bench -m "$tmp/missing.gguf"
 expect_error "exceeds the context length 2048" bench -m "$model" -p 5000
+expect_error "exceeds the context length 2048" bench -m "$model" -d 2000 -n 100
+expect_error "-d (depth) must be at least 0, got -1" bench -m "$model" -d -1
+expect_error "kv type 'q4_0' is not one of f32, f16, q8_0" bench -m "$model" --kv-type q4_0
 echo "bench_cli_test: ok"

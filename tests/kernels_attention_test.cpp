@@ -1,7 +1,9 @@
-// The vectorised exp against std::exp, and attention_head against a direct
-// double-precision softmax(q·K/√d)·V computed here from the definition.
+// The vectorised exp against std::exp, attention_head against a direct
+// double-precision softmax(q·K/√d)·V computed here from the definition, and
+// F16/Q8_0 KV blocks against F32 attention over their scalar conversion.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/dtype.h"
 #include "kernels/vec_math.h"
 #include "util/error.h"
 
@@ -135,6 +138,98 @@ TEST(Attention, GroupedPassEqualsPerHeadBitForBit) {
     ASSERT_EQ(0, std::memcmp(grouped.data(), single.data(), q.size() * sizeof(float)))
         << "heads " << c.n_heads << " kv " << c.n_kv_heads;
   }
+}
+
+// KV blocks stored as F16 / Q8_0: the same rows converted with the scalar
+// dtype.cpp conversions (ggml-exact), and those converted back to floats with
+// dequantize_row() — the reference the attention's own vector conversion must
+// equal lane for lane.
+struct StoredInputs {
+  std::vector<std::vector<uint8_t>> k, v;
+  std::vector<const void*> kp, vp;
+  Inputs deq;  // dequantize_row() of the stored rows, as f32 blocks
+};
+StoredInputs store(const Inputs& in, const Case& c, int64_t block, DType type) {
+  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+  const size_t rb = row_bytes(type, kv_dim);
+  StoredInputs s;
+  s.deq.q = in.q;
+  for (size_t b = 0; b < in.k.size(); ++b) {
+    s.k.emplace_back(rb * block);
+    s.v.emplace_back(rb * block);
+    s.deq.k.emplace_back(block * kv_dim);
+    s.deq.v.emplace_back(block * kv_dim);
+    for (int64_t j = 0; j < block; ++j) {
+      quantize_row(type, in.k[b].data() + j * kv_dim, s.k[b].data() + j * rb, kv_dim);
+      quantize_row(type, in.v[b].data() + j * kv_dim, s.v[b].data() + j * rb, kv_dim);
+      dequantize_row(type, s.k[b].data() + j * rb, s.deq.k[b].data() + j * kv_dim, kv_dim);
+      dequantize_row(type, s.v[b].data() + j * rb, s.deq.v[b].data() + j * kv_dim, kv_dim);
+    }
+  }
+  for (size_t b = 0; b < in.k.size(); ++b) {
+    s.kp.push_back(s.k[b].data());
+    s.vp.push_back(s.v[b].data());
+    s.deq.kp.push_back(s.deq.k[b].data());
+    s.deq.vp.push_back(s.deq.v[b].data());
+  }
+  return s;
+}
+
+// Attention reading F16/Q8_0 blocks gives exactly the bits of F32 attention
+// over the reference conversion of those blocks (so every invariance of the
+// F32 path carries over), for the grouped and the per-head pass; head sizes
+// that are not a multiple of 8 and Q8_0 blocks shared by several heads
+// included. And the error the storage costs against the double-precision
+// softmax of the unrounded inputs stays small.
+TEST(Attention, StoredKvTypesEqualF32OverTheirConversionBitForBit) {
+  const int64_t block = 16;
+  for (DType type : {DType::F16, DType::Q8_0}) {
+    for (const Case& c : {Case{8, 2, 64, 100}, Case{4, 4, 8, 37}, Case{16, 8, 12, 41},
+                          Case{2, 1, 32, 16}, Case{4, 2, 64, 1}, Case{6, 2, 16, 50}}) {
+      const Inputs in = random_inputs(c, block, static_cast<uint32_t>(c.positions + 5), 2.0f);
+      const StoredInputs st = store(in, c, block, type);
+      const AttentionShape f32{c.n_heads, c.n_kv_heads, c.head_dim, block};
+      AttentionShape typed = f32;
+      typed.kv_type = type;
+      const size_t width = in.q.size();
+      std::vector<float> want(width, -1.0f), grouped(width, -2.0f), single(width, -3.0f);
+      for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh) {
+        attention_kv_group(f32, in.q.data(), st.deq.kp, st.deq.vp, c.positions, kvh, want.data());
+        attention_kv_group(typed, in.q.data(), st.kp, st.vp, c.positions, kvh, grouped.data());
+      }
+      for (int64_t h = 0; h < c.n_heads; ++h)
+        attention_head(typed, in.q.data() + h * c.head_dim, st.kp, st.vp, c.positions, h,
+                       single.data() + h * c.head_dim);
+      ASSERT_EQ(0, std::memcmp(want.data(), grouped.data(), width * 4))
+          << dtype_name(type) << " heads " << c.n_heads << " hd " << c.head_dim;
+      ASSERT_EQ(0, std::memcmp(want.data(), single.data(), width * 4))
+          << dtype_name(type) << " heads " << c.n_heads << " hd " << c.head_dim;
+      // Against the unrounded inputs: F32 attention is within 2e-6 of the
+      // exact result (MatchesDirectSoftmaxInDouble), so this is the storage's cost.
+      std::vector<float> exact(width);
+      for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh)
+        attention_kv_group(f32, in.q.data(), in.kp, in.vp, c.positions, kvh, exact.data());
+      float worst = 0.0f;
+      for (size_t i = 0; i < width; ++i) worst = std::max(worst, std::fabs(exact[i] - want[i]));
+      EXPECT_LT(worst, type == DType::F16 ? 5e-3f : 6e-2f) << dtype_name(type);
+    }
+  }
+}
+
+TEST(Attention, RejectsStoredTypesItCannotRead) {
+  std::vector<uint8_t> k(64 * 34), v(64 * 34);
+  std::vector<float> q(64), out(64);
+  const void* kp[] = {k.data()};
+  const void* vp[] = {v.data()};
+  AttentionShape shape{1, 1, 24, 16, DType::Q8_0};  // a 24-element row is not whole Q8_0 blocks
+  EXPECT_THROW(attention_head(shape, q.data(), kp, vp, 4, 0, out.data()), Error);
+  shape = {1, 1, 32, 16, DType::Q4_0};
+  EXPECT_THROW(attention_head(shape, q.data(), kp, vp, 4, 0, out.data()), Error);
+  shape = {1, 1, 128, 256, DType::F16};  // 256 × 128 exceeds the conversion scratch
+  EXPECT_THROW(attention_head(shape, q.data(), kp, vp, 4, 0, out.data()), Error);
+  const float* fk[] = {reinterpret_cast<const float*>(k.data())};
+  shape = {1, 1, 32, 16, DType::F16};  // float blocks must be F32
+  EXPECT_THROW(attention_head(shape, q.data(), fk, fk, 4, 0, out.data()), Error);
 }
 
 TEST(Attention, RejectsBlockSizeBeyondItsScratch) {

@@ -1,9 +1,14 @@
 // KV cache: block accounting, fork with shared blocks, copy-on-write of the
-// partly filled last block, release, and pool exhaustion.
+// partly filled last block, release, and pool exhaustion; rows stored as
+// F16 / Q8_0 hold exactly the ggml conversion of what was written.
 #include "kv/kv_cache.h"
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <vector>
+
+#include "kernels/dtype.h"
 #include "util/error.h"
 
 namespace nucleus {
@@ -99,6 +104,58 @@ TEST(KvCache, ExhaustedPoolIsAnErrorNotACrash) {
   EXPECT_THROW(kv.append(a), Error);
   EXPECT_THROW(kv.key(a, 0, 8), Error);
   EXPECT_THROW(kv.key(a, 2, 0), Error);
+}
+
+TEST(KvCache, StoredTypesHoldTheConversionOfEachRow) {
+  for (DType type : {DType::F32, DType::F16, DType::Q8_0}) {
+    KvCacheShape shape{3, 64, 4, 8, type};
+    KvCache kv(shape);
+    const size_t rb = row_bytes(type, 64);
+    EXPECT_EQ(kv.row_bytes(), static_cast<int64_t>(rb));
+    EXPECT_EQ(kv.memory().bytes_per_block, static_cast<int64_t>(3 * 2 * 4 * rb));
+    auto s = kv.create();
+    std::vector<float> k(64), v(64);
+    for (int pos = 0; pos < 6; ++pos) {
+      kv.append(s);
+      for (int64_t l = 0; l < 3; ++l) {
+        for (int j = 0; j < 64; ++j) {
+          k[j] = 0.37f * static_cast<float>(pos * 7 - j) + static_cast<float>(l);
+          v[j] = -0.11f * static_cast<float>(j * j % 13) + static_cast<float>(pos);
+        }
+        kv.store(s, l, pos, k.data(), v.data());
+        std::vector<uint8_t> want_k(rb), want_v(rb);
+        kernels::quantize_row(type, k.data(), want_k.data(), 64);
+        kernels::quantize_row(type, v.data(), want_v.data(), 64);
+        const int32_t b = kv.blocks(s)[static_cast<size_t>(pos / 4)];
+        const auto* kb = static_cast<const uint8_t*>(kv.key_data(b, l)) + (pos % 4) * rb;
+        const auto* vb = static_cast<const uint8_t*>(kv.value_data(b, l)) + (pos % 4) * rb;
+        EXPECT_EQ(0, std::memcmp(kb, want_k.data(), rb)) << dtype_name(type);
+        EXPECT_EQ(0, std::memcmp(vb, want_v.data(), rb)) << dtype_name(type);
+      }
+    }
+    // Copy-on-write copies whole stored blocks whatever the type.
+    auto f = kv.fork(s);
+    kv.append(f);
+    const int32_t shared = kv.blocks(s)[1], copied = kv.blocks(f)[1];
+    EXPECT_NE(shared, copied);
+    EXPECT_EQ(0, std::memcmp(kv.key_data(shared, 2), kv.key_data(copied, 2), 2 * rb));
+    if (type == DType::F32) {
+      EXPECT_NO_THROW(kv.key(s, 0, 0));
+    } else {
+      EXPECT_THROW(kv.key(s, 0, 0), Error);  // float access only for F32 caches
+      EXPECT_THROW(kv.key_block(shared, 0), Error);
+    }
+  }
+}
+
+TEST(KvCache, KvTypeNamesAndUnsupportedShapes) {
+  EXPECT_EQ(parse_kv_type("f32"), DType::F32);
+  EXPECT_EQ(parse_kv_type("f16"), DType::F16);
+  EXPECT_EQ(parse_kv_type("q8_0"), DType::Q8_0);
+  EXPECT_THROW(parse_kv_type("q4_0"), Error);
+  EXPECT_THROW(parse_kv_type("F16"), Error);
+  EXPECT_THROW(KvCache(KvCacheShape{2, 48, 4, 4, DType::Q8_0}), Error);  // 48: not whole blocks
+  EXPECT_THROW(KvCache(KvCacheShape{2, 64, 4, 4, DType::Q4_0}), Error);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 // ppN: one batched prefill of N tokens into a fresh sequence.
 // tgN: N decode steps of one token each, starting from an empty sequence (as
 // llama-bench's tg does), so attention reads a context of 1..N positions.
+// With -d D (llama-bench's depth) both start after D prompt positions
+// prefilled untimed ("tg128 @ d2048"): attention then reads D+1..D+N.
 // Tokens are random ids from a fixed seed: a BOS-only prompt would make every
 // row identical, which is not what a real prompt costs.
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -31,6 +34,7 @@ struct BenchOptions {
   ModelOptions model;
   int64_t prompt = 512;
   int64_t gen = 128;
+  int64_t depth = 0;  // positions already in the KV cache when ppN / tgN start
   int reps = 5;
   uint32_t seed = 1234;
   bool json = false;
@@ -40,8 +44,9 @@ struct BenchOptions {
 struct TestResult {
   std::string name;  // "pp512", "tg128"
   int64_t n_prompt = 0, n_gen = 0;
-  std::vector<double> seconds;  // one per timed repetition
-  OpCounters counters;          // of one repetition (every repetition does the same work)
+  std::vector<double> seconds;      // one per timed repetition
+  std::vector<double> cpu_seconds;  // CPU time of the process (all threads) per repetition
+  OpCounters counters;              // of one repetition (every repetition does the same work)
 
   int64_t tokens() const { return n_prompt + n_gen; }
   double mean_seconds() const {
@@ -106,40 +111,65 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, std::mt19937& rng) 
 
 using Clock = std::chrono::steady_clock;
 
+// CPU time of the whole process: on a machine shared with other work, wall
+// time includes the time the scheduler gave to others; CPU time does not
+// (spinning pool workers are counted, so compare it at one thread).
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-TestResult run_pp(Engine& engine, int64_t n, int reps, std::mt19937& rng) {
+std::string depth_suffix(int64_t depth) {
+  return depth > 0 ? " @ d" + std::to_string(depth) : std::string();
+}
+
+// A sequence holding the depth's positions: a fork of `base` (prefilled
+// once, untimed) when there is a depth, so repetitions share its blocks.
+int32_t start_sequence(Engine& engine, int32_t base) {
+  return base >= 0 ? engine.kv().fork(base) : engine.kv().create();
+}
+
+TestResult run_pp(Engine& engine, int64_t n, int32_t base, int64_t depth, int reps,
+                  std::mt19937& rng) {
   TestResult r;
-  r.name = "pp" + std::to_string(n);
+  r.name = "pp" + std::to_string(n) + depth_suffix(depth);
   r.n_prompt = n;
   const std::vector<int32_t> tokens = random_tokens(n, engine.vocab_size(), rng);
   std::vector<float> logits;
   for (int rep = -1; rep < reps; ++rep) {  // rep -1 is the warm-up
-    const int32_t seq = engine.kv().create();
+    const int32_t seq = start_sequence(engine, base);
     engine.reset_counters();
+    const double c0 = process_cpu_seconds();
     const Clock::time_point t0 = Clock::now();
     engine.prefill(seq, tokens, logits);
     const double dt = seconds_since(t0);
+    const double cpu = process_cpu_seconds() - c0;
     engine.kv().release(seq);
     if (rep < 0) continue;
     r.seconds.push_back(dt);
+    r.cpu_seconds.push_back(cpu);
     r.counters = engine.counters();
   }
   return r;
 }
 
-TestResult run_tg(Engine& engine, int64_t n, int reps, std::mt19937& rng) {
+TestResult run_tg(Engine& engine, int64_t n, int32_t base, int64_t depth, int reps,
+                  std::mt19937& rng) {
   TestResult r;
-  r.name = "tg" + std::to_string(n);
+  r.name = "tg" + std::to_string(n) + depth_suffix(depth);
   r.n_gen = n;
   const std::vector<int32_t> tokens = random_tokens(n, engine.vocab_size(), rng);
   std::vector<float> logits;
   Batch batch;
   for (int rep = -1; rep < reps; ++rep) {
-    const int32_t seq = engine.kv().create();
+    const int32_t seq = start_sequence(engine, base);
     engine.reset_counters();
+    const double c0 = process_cpu_seconds();
     const Clock::time_point t0 = Clock::now();
     for (int64_t i = 0; i < n; ++i) {
       batch.clear();
@@ -147,9 +177,11 @@ TestResult run_tg(Engine& engine, int64_t n, int reps, std::mt19937& rng) {
       engine.forward(batch, logits);
     }
     const double dt = seconds_since(t0);
+    const double cpu = process_cpu_seconds() - c0;
     engine.kv().release(seq);
     if (rep < 0) continue;
     r.seconds.push_back(dt);
+    r.cpu_seconds.push_back(cpu);
     r.counters = engine.counters();
   }
   return r;
@@ -169,6 +201,7 @@ int run_bench_command(const BenchOptions& o) {
         "bench: -p (prompt tokens) must be at least 1, got " + std::to_string(o.prompt));
   check(o.gen >= 1,
         "bench: -n (generated tokens) must be at least 1, got " + std::to_string(o.gen));
+  check(o.depth >= 0, "bench: -d (depth) must be at least 0, got " + std::to_string(o.depth));
   check(o.reps >= 1 && o.reps <= 1000,
         "bench: -r (repetitions) must be in [1, 1000], got " + std::to_string(o.reps));
   const int threads = o.model.thread_count();
@@ -200,12 +233,12 @@ int run_bench_command(const BenchOptions& o) {
   const std::string path = o.model.model_path();
   LoadedModel lm = load_model(o.model);
   const ModelConfig& cfg = lm.model->config();
-  check(o.prompt <= cfg.context_length, "bench: -p " + std::to_string(o.prompt) +
-                                            " exceeds the context length " +
-                                            std::to_string(cfg.context_length) + " of " + path);
-  check(o.gen <= cfg.context_length, "bench: -n " + std::to_string(o.gen) +
-                                         " exceeds the context length " +
-                                         std::to_string(cfg.context_length) + " of " + path);
+  check(o.depth + o.prompt <= cfg.context_length,
+        "bench: -d + -p " + std::to_string(o.depth + o.prompt) + " exceeds the context length " +
+            std::to_string(cfg.context_length) + " of " + path);
+  check(o.depth + o.gen <= cfg.context_length,
+        "bench: -d + -n " + std::to_string(o.depth + o.gen) + " exceeds the context length " +
+            std::to_string(cfg.context_length) + " of " + path);
   check(cfg.vocab_size > 0, "bench: " + path + " has no vocabulary size");
 
   double n_params = 0, n_bytes = 0;
@@ -223,14 +256,23 @@ int run_bench_command(const BenchOptions& o) {
 
   EngineOptions eo;
   eo.threads = threads;
-  eo.max_sequences = 1;  // one sequence at a time; each repetition releases its own
-  eo.context_length = std::max(o.prompt, o.gen);
+  eo.kv_type = parse_kv_type(o.model.kv_type);
+  // One sequence at a time (each repetition releases its own), plus the
+  // prefilled depth it forks from.
+  eo.max_sequences = o.depth > 0 ? 2 : 1;
+  eo.context_length = o.depth + std::max(o.prompt, o.gen);
   Engine engine(lm.model, eo);
 
   std::mt19937 rng(o.seed);
   std::vector<TestResult> results;
-  results.push_back(run_pp(engine, o.prompt, o.reps, rng));
-  results.push_back(run_tg(engine, o.gen, o.reps, rng));
+  int32_t base = -1;
+  if (o.depth > 0) {
+    std::vector<float> logits;
+    base = engine.kv().create();
+    engine.prefill(base, random_tokens(o.depth, engine.vocab_size(), rng), logits);
+  }
+  results.push_back(run_pp(engine, o.prompt, base, o.depth, o.reps, rng));
+  results.push_back(run_tg(engine, o.gen, base, o.depth, o.reps, rng));
 
   if (o.json) {
     nlohmann::json arr = nlohmann::json::array();
@@ -250,12 +292,15 @@ int run_bench_command(const BenchOptions& o) {
           {"n_threads", threads},
           {"n_prompt", r.n_prompt},
           {"n_gen", r.n_gen},
+          {"n_depth", o.depth},
+          {"kv_type", o.model.kv_type},
           {"test", r.name},
           {"repetitions", o.reps},
           {"avg_ns", static_cast<int64_t>(std::llround(sec * 1e9))},
           {"avg_ts", ts},
           {"stddev_ts", sd},
           {"samples_ts", samples_ts},
+          {"samples_cpu_s", r.cpu_seconds},
           {"flops", r.counters.total_flops()},
           {"matmul_flops", r.counters.matmul_flops},
           {"attention_flops", r.counters.attention_flops},
@@ -290,6 +335,7 @@ int run_bench_command(const BenchOptions& o) {
                 100.0 * cost::mbu(bytes_s, peaks, threads));
   }
   std::printf("\n");
+  std::printf("kv cache: %s\n", o.model.kv_type.c_str());
   print_peaks(peaks, dtype, threads, stdout);
   return 0;
 }
@@ -303,10 +349,14 @@ Command add_bench(CLI::App& app) {
       "Prompt (ppN) and generation (tgN) speed like llama-bench, with achieved FLOP/s, bytes/s "
       "and their share of this machine's peaks");
   opts->model.add_to(sub);
+  opts->model.add_kv_type_to(sub);
   sub->add_option("-p,--n-prompt", opts->prompt, "prompt tokens processed in one batch (ppN)")
       ->default_val(512);
   sub->add_option("-n,--n-gen", opts->gen, "tokens generated one at a time (tgN)")
       ->default_val(128);
+  sub->add_option("-d,--n-depth", opts->depth,
+                  "positions prefilled (untimed) before each test, as llama-bench's -d")
+      ->default_val(0);
   sub->add_option("-r,--repetitions", opts->reps,
                   "timed repetitions of each test (after a warm-up)")
       ->default_val(5);

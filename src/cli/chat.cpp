@@ -77,6 +77,7 @@ int run_chat(ChatOpts& o) {
 
   EngineOptions eo;
   eo.threads = o.model.thread_count();
+  eo.kv_type = parse_kv_type(o.model.kv_type);
   eo.max_sequences = std::max<int64_t>(cfg.num_beams, cfg.num_return_sequences) * 2 + 1;
   Engine engine(m.model, eo);
 
@@ -114,6 +115,7 @@ Command add_chat(CLI::App& app) {
   auto o = std::make_shared<ChatOpts>();
   CLI::App* sub = app.add_subcommand("chat", "chat with a model through its chat template");
   o->model.add_to(sub);
+  o->model.add_kv_type_to(sub);
   sub->add_option("--message", o->message, "one user turn; without it, read turns from stdin");
   sub->add_option("--system", o->system, "system message");
   sub->add_option("--template-config", o->template_config,

@@ -14,12 +14,15 @@ struct Command {
 
 // Options shared by the commands that load a model.
 struct ModelOptions {
-  std::string model;      // empty = the bundled stories260K
-  std::string tokenizer;  // llama2.c tokenizer.bin; empty = beside the model
-  int threads = 0;        // 0 = all hardware threads
-  std::string quantize;   // convert matrices at load time: q8_0, q4_0, f16, bf16
+  std::string model;            // empty = the bundled stories260K
+  std::string tokenizer;        // llama2.c tokenizer.bin; empty = beside the model
+  int threads = 0;              // 0 = all hardware threads
+  std::string quantize;         // convert matrices at load time: q8_0, q4_0, f16, bf16
+  std::string kv_type = "f32";  // KV cache element type (commands that run the engine)
 
   void add_to(CLI::App* app);
+  // --kv-type, for the commands that build an Engine.
+  void add_kv_type_to(CLI::App* app);
   std::string model_path() const;  // resolves the default
   int thread_count() const;
 };

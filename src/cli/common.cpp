@@ -24,6 +24,12 @@ void ModelOptions::add_to(CLI::App* app) {
                   "convert the weight matrices at load time (q8_0, q4_0, f16, bf16)");
 }
 
+void ModelOptions::add_kv_type_to(CLI::App* app) {
+  app->add_option("--kv-type", kv_type,
+                  "element type of the KV cache: f32 (default), f16 or q8_0 (attention reads it "
+                  "as stored; see docs/ARCHITECTURE.md for the accuracy each costs)");
+}
+
 std::string ModelOptions::model_path() const {
   return model.empty() ? std::string(NUCLEUS_DEFAULT_MODEL) : model;
 }

@@ -96,6 +96,7 @@ int run_generate(GenerateOpts& o) {
 
   EngineOptions eo;
   eo.threads = o.model.thread_count();
+  eo.kv_type = parse_kv_type(o.model.kv_type);
   eo.max_sequences = std::max<int64_t>(cfg.num_beams, cfg.num_return_sequences) * 2 + 1;
   Engine engine(m.model, eo);
 
@@ -234,6 +235,7 @@ Command add_generate(CLI::App& app) {
   auto o = std::make_shared<GenerateOpts>();
   CLI::App* sub = app.add_subcommand("generate", "generate text from a prompt");
   o->model.add_to(sub);
+  o->model.add_kv_type_to(sub);
   sub->add_option("-p,--prompt", o->prompt, "prompt text (default: \"Once upon a time\")");
   sub->add_option("--tokens", o->tokens, "prompt as comma-separated token ids, used as given");
   sub->add_flag("--no-kv-cache", o->no_kv_cache, "recompute the whole sequence every step");

@@ -77,6 +77,7 @@ Command add_logits(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand("logits", "print the logits of a forward pass as JSON");
   o->model.add_to(sub);
+  o->model.add_kv_type_to(sub);
   sub->add_option("--tokens", o->tokens, "prompt as comma-separated token ids")->required();
   sub->add_flag("--all", o->all, "logits of every position, not just the last");
   sub->add_flag("--activations", o->activations,
@@ -95,6 +96,7 @@ Command add_logits(CLI::App& app) {
         LoadedModel m = load_model(o->model);
         EngineOptions eo;
         eo.threads = o->model.thread_count();
+        eo.kv_type = parse_kv_type(o->model.kv_type);
         eo.max_sequences = 1;
         Engine engine(m.model, eo);
         std::vector<float> logits;

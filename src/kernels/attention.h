@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <span>
 
+#include "formats/tensor.h"
+
 namespace nucleus::kernels {
 
 struct AttentionShape {
@@ -13,11 +15,28 @@ struct AttentionShape {
   int64_t n_kv_heads = 0;
   int64_t head_dim = 0;
   int64_t block_size = 0;  // positions per KV block
+  // Element type of the stored K/V rows: F32, F16 or Q8_0 (ggml blocks of 32
+  // along the row of n_kv_heads*head_dim elements). F16/Q8_0 rows are
+  // converted to f32 exactly (an f16 value, or an int8 times an f16 scale, is
+  // a float) once per block for a KV head, into a scratch on the stack, and
+  // then run through the f32 arithmetic: the result is bit-identical to F32
+  // attention over the converted values, whichever pass reads them.
+  DType kv_type = DType::F32;
 };
 
+// Largest block_size × head_dim an F16/Q8_0 cache may use (the per-block
+// conversion scratch, 64 KiB each for K and V).
+constexpr int64_t kAttentionScratchFloats = 16384;
+
 // Reads K/V rows of positions [0, n_positions) through the block table:
-// key_blocks[b] / value_blocks[b] point at block_size × (n_kv_heads*head_dim)
-// floats. Computes head `head` only (callers parallelise over heads).
+// key_blocks[b] / value_blocks[b] point at block_size rows of
+// n_kv_heads*head_dim elements of shape.kv_type. Computes head `head` only
+// (callers parallelise over heads).
+void attention_head(const AttentionShape& shape, const float* q_head,
+                    std::span<const void* const> key_blocks,
+                    std::span<const void* const> value_blocks, int64_t n_positions, int64_t head,
+                    float* out_head);
+// The same for F32 blocks given as floats.
 void attention_head(const AttentionShape& shape, const float* q_head,
                     std::span<const float* const> key_blocks,
                     std::span<const float* const> value_blocks, int64_t n_positions, int64_t head,
@@ -28,6 +47,10 @@ void attention_head(const AttentionShape& shape, const float* q_head,
 // blocks, so each block is read from memory once for the whole group (GQA).
 // q_row / out_row hold all n_heads heads of one row; only the group's heads
 // are written. Each head's result is bit-identical to attention_head's.
+void attention_kv_group(const AttentionShape& shape, const float* q_row,
+                        std::span<const void* const> key_blocks,
+                        std::span<const void* const> value_blocks, int64_t n_positions,
+                        int64_t kv_head, float* out_row);
 void attention_kv_group(const AttentionShape& shape, const float* q_row,
                         std::span<const float* const> key_blocks,
                         std::span<const float* const> value_blocks, int64_t n_positions,

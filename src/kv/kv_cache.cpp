@@ -2,17 +2,38 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <string>
 
+#include "kernels/dtype.h"
 #include "util/error.h"
 
 namespace nucleus {
 
+DType parse_kv_type(const std::string& name) {
+  if (name == "f32") return DType::F32;
+  if (name == "f16") return DType::F16;
+  if (name == "q8_0") return DType::Q8_0;
+  throw Error("kv type '" + name + "' is not one of f32, f16, q8_0");
+}
+
+void KvCache::FreeAligned::operator()(uint8_t* p) const {
+  ::operator delete[](p, std::align_val_t{64});
+}
+
 KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   check(shape.n_layers > 0 && shape.kv_dim > 0 && shape.block_size > 0 && shape.n_blocks > 0,
         "kv cache: all dimensions must be positive");
-  floats_per_block_ = shape.n_layers * 2 * shape.block_size * shape.kv_dim;
-  data_.reset(new float[static_cast<size_t>(floats_per_block_ * shape.n_blocks)]);
+  check(shape.type == DType::F32 || shape.type == DType::F16 || shape.type == DType::Q8_0,
+        std::string("kv cache: element type ") + dtype_name(shape.type) +
+            " is not one of f32, f16, q8_0");
+  check(shape.type != DType::Q8_0 || shape.kv_dim % kernels::kQBlock == 0,
+        "kv cache: q8_0 needs a KV row (n_kv_heads × head_dim = " + std::to_string(shape.kv_dim) +
+            ") that is a multiple of 32");
+  row_bytes_ = static_cast<int64_t>(nucleus::row_bytes(shape.type, shape.kv_dim));
+  bytes_per_block_ = shape.n_layers * 2 * shape.block_size * row_bytes_;
+  data_.reset(static_cast<uint8_t*>(::operator new[](
+      static_cast<size_t>(bytes_per_block_ * shape.n_blocks), std::align_val_t{64})));
   refs_.assign(static_cast<size_t>(shape.n_blocks), 0);
   free_blocks_.reserve(static_cast<size_t>(shape.n_blocks));
   // Hand out low block ids first so a small run touches little memory.
@@ -71,7 +92,7 @@ KvCache::SeqId KvCache::clone(SeqId src) {
   to.length = from.length;
   for (int32_t b : from.blocks) {
     const int32_t fresh = allocate_block();
-    std::memcpy(block_data(fresh), block_data(b), static_cast<size_t>(floats_per_block_) * 4);
+    std::memcpy(block_data(fresh), block_data(b), static_cast<size_t>(bytes_per_block_));
     to.blocks.push_back(fresh);
   }
   return id;
@@ -127,7 +148,7 @@ int64_t KvCache::append(SeqId seq) {
     // positions we are about to overwrite.
     const int32_t old = s.blocks[bi];
     const int32_t fresh = allocate_block();
-    std::memcpy(block_data(fresh), block_data(old), static_cast<size_t>(floats_per_block_) * 4);
+    std::memcpy(block_data(fresh), block_data(old), static_cast<size_t>(bytes_per_block_));
     unref(old);
     s.blocks[bi] = fresh;
   }
@@ -143,38 +164,55 @@ int64_t KvCache::blocks_needed(SeqId seq, int64_t n) const {
   return need;
 }
 
-float* KvCache::slot(SeqId seq, int64_t layer, int64_t pos, int which) {
+uint8_t* KvCache::slot(SeqId seq, int64_t layer, int64_t pos, int which) {
   Sequence& s = seq_ref(seq);
   check(pos >= 0 && pos < s.length && layer >= 0 && layer < shape_.n_layers,
         "kv cache: position or layer out of range");
   const int32_t b = s.blocks[static_cast<size_t>(pos / shape_.block_size)];
   return block_data(b) +
-         ((layer * 2 + which) * shape_.block_size + pos % shape_.block_size) * shape_.kv_dim;
+         ((layer * 2 + which) * shape_.block_size + pos % shape_.block_size) * row_bytes_;
 }
 
 float* KvCache::key(SeqId seq, int64_t layer, int64_t pos) {
-  return slot(seq, layer, pos, 0);
+  check(shape_.type == DType::F32, "kv cache: key() needs an f32 cache; use store()");
+  return reinterpret_cast<float*>(slot(seq, layer, pos, 0));
 }
 float* KvCache::value(SeqId seq, int64_t layer, int64_t pos) {
-  return slot(seq, layer, pos, 1);
+  check(shape_.type == DType::F32, "kv cache: value() needs an f32 cache; use store()");
+  return reinterpret_cast<float*>(slot(seq, layer, pos, 1));
+}
+
+void KvCache::store(SeqId seq, int64_t layer, int64_t pos, const float* k, const float* v) {
+  // Runs for every token and layer: F32 is a copy; F16/Q8_0 use the
+  // ggml-exact conversions of kernels/dtype.h.
+  kernels::quantize_row(shape_.type, k, slot(seq, layer, pos, 0), shape_.kv_dim);
+  kernels::quantize_row(shape_.type, v, slot(seq, layer, pos, 1), shape_.kv_dim);
 }
 
 std::span<const int32_t> KvCache::blocks(SeqId seq) const {
   return seq_ref(seq).blocks;
 }
 
+const void* KvCache::key_data(int32_t block, int64_t layer) const {
+  return block_data(block) + (layer * 2) * shape_.block_size * row_bytes_;
+}
+const void* KvCache::value_data(int32_t block, int64_t layer) const {
+  return block_data(block) + (layer * 2 + 1) * shape_.block_size * row_bytes_;
+}
 const float* KvCache::key_block(int32_t block, int64_t layer) const {
-  return block_data(block) + (layer * 2) * shape_.block_size * shape_.kv_dim;
+  check(shape_.type == DType::F32, "kv cache: key_block() needs an f32 cache; use key_data()");
+  return static_cast<const float*>(key_data(block, layer));
 }
 const float* KvCache::value_block(int32_t block, int64_t layer) const {
-  return block_data(block) + (layer * 2 + 1) * shape_.block_size * shape_.kv_dim;
+  check(shape_.type == DType::F32, "kv cache: value_block() needs an f32 cache; use value_data()");
+  return static_cast<const float*>(value_data(block, layer));
 }
 
 KvMemory KvCache::memory() const {
   KvMemory m;
   m.blocks_total = shape_.n_blocks;
   m.blocks_used = shape_.n_blocks - static_cast<int64_t>(free_blocks_.size());
-  m.bytes_per_block = floats_per_block_ * 4;
+  m.bytes_per_block = bytes_per_block_;
   return m;
 }
 

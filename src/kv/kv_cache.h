@@ -8,10 +8,18 @@
 // can be forked (beam search, n > 1 samples, shared prompts): the fork shares
 // every block, and the first write into a shared block copies it
 // (copy-on-write) — only ever the partly filled last block.
+//
+// Rows are stored in the cache's element type: F32 (default), F16, or Q8_0
+// (ggml blocks of 32 along the row, kv_dim a multiple of 32). Attention reads
+// the stored rows directly (kernels/attention.h); a row is converted once,
+// when it is written.
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
+
+#include "formats/tensor.h"
 
 namespace nucleus {
 
@@ -20,7 +28,11 @@ struct KvCacheShape {
   int64_t kv_dim = 0;       // n_kv_heads * head_dim
   int64_t block_size = 16;  // positions per block
   int64_t n_blocks = 0;     // pool size
+  DType type = DType::F32;  // element type of the stored rows: F32, F16 or Q8_0
 };
+
+// "f32" | "f16" | "q8_0" -> the KV element type; Error on anything else.
+DType parse_kv_type(const std::string& name);
 
 struct KvMemory {
   int64_t blocks_total = 0;
@@ -56,14 +68,23 @@ class KvCache {
   // shared. Throws Error when the pool is exhausted.
   int64_t append(SeqId seq);
 
+  // Writable K/V rows of an F32 cache (Error for other types: use store()).
   float* key(SeqId seq, int64_t layer, int64_t pos);
   float* value(SeqId seq, int64_t layer, int64_t pos);
+  // Converts one position's K and V rows (kv_dim floats each) to the cache's
+  // type and stores them; any type.
+  void store(SeqId seq, int64_t layer, int64_t pos, const float* k, const float* v);
 
   // Read access for attention: a sequence's block table and the K/V rows of
-  // one block and layer (block_size × kv_dim each, position-major).
+  // one block and layer (block_size rows of row_bytes() each, position-major).
   std::span<const int32_t> blocks(SeqId seq) const;
+  const void* key_data(int32_t block, int64_t layer) const;
+  const void* value_data(int32_t block, int64_t layer) const;
+  // The same rows as floats; F32 caches only (Error otherwise).
   const float* key_block(int32_t block, int64_t layer) const;
   const float* value_block(int32_t block, int64_t layer) const;
+  // Bytes of one stored K (or V) row.
+  int64_t row_bytes() const { return row_bytes_; }
 
   // Blocks that appending n positions to seq would take from the pool
   // (new blocks plus a copy of a shared last block).
@@ -90,14 +111,19 @@ class KvCache {
   const Sequence& seq_ref(SeqId seq) const;
   int32_t allocate_block();
   void unref(int32_t block);
-  float* block_data(int32_t block) { return data_.get() + block * floats_per_block_; }
-  const float* block_data(int32_t block) const { return data_.get() + block * floats_per_block_; }
-  float* slot(SeqId seq, int64_t layer, int64_t pos, int which);
+  uint8_t* block_data(int32_t block) { return data_.get() + block * bytes_per_block_; }
+  const uint8_t* block_data(int32_t block) const { return data_.get() + block * bytes_per_block_; }
+  uint8_t* slot(SeqId seq, int64_t layer, int64_t pos, int which);
 
   KvCacheShape shape_;
-  int64_t floats_per_block_ = 0;
+  int64_t row_bytes_ = 0;
+  int64_t bytes_per_block_ = 0;
   // Not value-initialised: pages are touched only when a block is first used.
-  std::unique_ptr<float[]> data_;
+  // 64-byte aligned so F32/F16 rows of a 64-byte multiple start on cache lines.
+  struct FreeAligned {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t[], FreeAligned> data_;
   std::vector<int32_t> refs_;
   std::vector<int32_t> free_blocks_;
   std::vector<Sequence> seqs_;

@@ -19,10 +19,16 @@ Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
           options.kv_blocks > 0
               ? options.kv_blocks
               : std::max<int64_t>(1, options.max_sequences) *
-                    ((context_length_ + options.kv_block_size - 1) / options.kv_block_size)}),
+                    ((context_length_ + options.kv_block_size - 1) / options.kv_block_size),
+          options.kv_type}),
       rope_(model_->config(), context_length_) {
   check(options.kv_block_size > 0 && options.kv_block_size <= 256,
         "kv block size must be in [1, 256]");
+  check(options.kv_type == DType::F32 ||
+            options.kv_block_size * config().head_dim <= kernels::kAttentionScratchFloats,
+        "kv block size " + std::to_string(options.kv_block_size) + " × head_dim " +
+            std::to_string(config().head_dim) + " exceeds " +
+            std::to_string(kernels::kAttentionScratchFloats) + " for an f16/q8_0 KV cache");
 }
 
 void Engine::ensure_scratch(int64_t n) {
@@ -91,7 +97,8 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
   counters_.weight_bytes += n * static_cast<int64_t>(emb_row);
   observe(-1, "embedding", x_, n, c.dim);
 
-  const kernels::AttentionShape ashape{c.n_heads, c.n_kv_heads, c.head_dim, kv_.shape().block_size};
+  const kernels::AttentionShape ashape{c.n_heads, c.n_kv_heads, c.head_dim, kv_.shape().block_size,
+                                       kv_.shape().type};
   const int64_t qd = c.q_dim(), kvd = c.kv_dim();
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = model_->layers()[static_cast<size_t>(l)];
@@ -124,10 +131,9 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
       rope_.apply(q, c.n_heads, pos_[i]);
       rope_.apply(k, c.n_kv_heads, pos_[i]);
       const int32_t seq = batch.rows[i].seq;
-      std::copy(k, k + kvd, kv_.key(seq, l, pos_[i]));
-      std::copy(v, v + kvd, kv_.value(seq, l, pos_[i]));
+      kv_.store(seq, l, pos_[i], k, v);
     }
-    counters_.kv_write_bytes += n * 2 * kvd * 4;
+    counters_.kv_write_bytes += n * 2 * kv_.row_bytes();
     observe(l, "q", q_, n, qd);
     observe(l, "k", k_, n, kvd);
     observe(l, "v", v_, n, kvd);
@@ -148,9 +154,9 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
       const std::span<const int32_t> ids = kv_.blocks(added_[s].first);
       for (int64_t b = 0; b < table_off_[s + 1] - table_off_[s]; ++b) {
         kblocks_[static_cast<size_t>(table_off_[s] + b)] =
-            kv_.key_block(ids[static_cast<size_t>(b)], l);
+            kv_.key_data(ids[static_cast<size_t>(b)], l);
         vblocks_[static_cast<size_t>(table_off_[s] + b)] =
-            kv_.value_block(ids[static_cast<size_t>(b)], l);
+            kv_.value_data(ids[static_cast<size_t>(b)], l);
       }
     }
     const auto attend = [&](int64_t task) {
@@ -159,14 +165,15 @@ void Engine::forward(const Batch& batch, std::vector<float>& logits) {
       const int64_t npos = pos_[i] + 1;
       const size_t nb = static_cast<size_t>((npos + ashape.block_size - 1) / ashape.block_size);
       const size_t off = static_cast<size_t>(table_off_[static_cast<size_t>(row_seq_[i])]);
-      kernels::attention_kv_group(ashape, q_.data() + i * qd, {kblocks_.data() + off, nb},
-                                  {vblocks_.data() + off, nb}, npos, kvh, att_.data() + i * qd);
+      kernels::attention_kv_group(
+          ashape, q_.data() + i * qd, std::span<const void* const>(kblocks_.data() + off, nb),
+          std::span<const void* const>(vblocks_.data() + off, nb), npos, kvh, att_.data() + i * qd);
     };
     // One captured reference fits std::function's small buffer: no allocation.
     pool_.parallel_for(n * c.n_kv_heads, [&attend](int64_t task) { attend(task); });
     for (int64_t i = 0; i < n; ++i) {
       counters_.attention_flops += 4 * c.head_dim * (pos_[i] + 1) * c.n_heads;
-      counters_.kv_read_bytes += 2 * (pos_[i] + 1) * kvd * 4;
+      counters_.kv_read_bytes += 2 * (pos_[i] + 1) * kv_.row_bytes();
     }
 
     observe(l, "attn_out", att_, n, qd);

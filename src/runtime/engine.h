@@ -22,6 +22,8 @@ struct EngineOptions {
   int64_t kv_block_size = 16;
   int64_t context_length = 0;  // 0 = the model's
   int64_t kv_blocks = 0;       // KV pool size in blocks; 0 = max_sequences × context
+  // Element type of the KV cache: F32, F16 or Q8_0 (kv/kv_cache.h).
+  DType kv_type = DType::F32;
 };
 
 // Work the kernels executed, counted per op as they run. Same conventions as
@@ -110,7 +112,7 @@ class Engine {
   // block tables of the batch's sequences (sequence s at table_off_[s]).
   std::vector<int32_t> row_seq_;
   std::vector<int64_t> table_off_;
-  std::vector<const float*> kblocks_, vblocks_;
+  std::vector<const void*> kblocks_, vblocks_;
 };
 
 }  // namespace nucleus
