@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/kquant_fused_simd.h"
 #include "kernels/kquant_unpack_simd.h"
 #include "kernels/matmul_kquant.h"
 
@@ -151,7 +152,16 @@ void rows_legacy(const KqArgs& a, const KquantTraits& tr, int64_t o0, int64_t o1
 
 }  // namespace
 
+namespace {
+struct MaddAvx2 {
+  static __m256i f(__m256i acc, __m256i p, __m256i s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, s));
+  }
+};
+}  // namespace
+
 void kq_rows_avx2(const KqArgs& a, int64_t o0, int64_t o1) {
+  if (fused_rows<MaddAvx2>(a, o0, o1)) return;
   const KquantTraits tr = kquant_traits(a.w->type);
   if (tr.act_block == kSuperBlock) {
     if (tr.table) return rows_super<true, false>(a, tr, o0, o1);

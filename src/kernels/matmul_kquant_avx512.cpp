@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/kquant_fused_simd.h"
 #include "kernels/kquant_unpack_simd.h"
 #include "kernels/matmul_kquant.h"
 
@@ -113,7 +114,14 @@ void rows_super(const KqArgs& a, const KquantTraits& tr, int64_t o0, int64_t o1)
 
 }  // namespace
 
+namespace {
+struct MaddVnni {
+  static __m256i f(__m256i acc, __m256i p, __m256i s) { return _mm256_dpwssd_epi32(acc, p, s); }
+};
+}  // namespace
+
 void kq_rows_avx512(const KqArgs& a, int64_t o0, int64_t o1) {
+  if (fused_rows<MaddVnni>(a, o0, o1)) return;
   const KquantTraits tr = kquant_traits(a.w->type);
   if (tr.act_block != kSuperBlock) return kq_rows_avx2(a, o0, o1);
   if (tr.table) return rows_super<true, false>(a, tr, o0, o1);
