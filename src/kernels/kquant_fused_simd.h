@@ -49,9 +49,9 @@ inline void fused_q45k(const uint8_t* b, const int8_t* const* xq, const int16_t*
   const __m256i sc8 = _mm256_set1_epi64x(static_cast<int64_t>(k4_bytes(b + 4, false)));
   const __m256i mn8 = _mm256_set1_epi64x(static_cast<int64_t>(k4_bytes(b + 4, true)));
   // Lane k of 16 int16 gets min k/2 (both 128-bit halves hold the 8 bytes).
-  const __m256i mn_idx = _mm256_setr_epi8(0, -128, 0, -128, 1, -128, 1, -128, 2, -128, 2, -128, 3,
-                                          -128, 3, -128, 4, -128, 4, -128, 5, -128, 5, -128, 6,
-                                          -128, 6, -128, 7, -128, 7, -128);
+  const __m256i mn_idx =
+      _mm256_setr_epi8(0, -128, 0, -128, 1, -128, 1, -128, 2, -128, 2, -128, 3, -128, 3, -128, 4,
+                       -128, 4, -128, 5, -128, 5, -128, 6, -128, 6, -128, 7, -128, 7, -128);
   const __m256i mn16 = _mm256_shuffle_epi8(mn8, mn_idx);
   const __m256i low = _mm256_set1_epi8(0x0f);
   const uint8_t* qs = b + (HasHigh ? 48 : 16);
@@ -110,8 +110,8 @@ inline void fused_q6k(const uint8_t* b, const int8_t* const* xq, const int16_t* 
 #pragma GCC unroll 4
     for (int s = 0; s < 4; ++s) {
       const __m256i l = s % 2 == 0 ? l0 : l1;
-      const __m256i lo = s < 2 ? _mm256_and_si256(l, low)
-                               : _mm256_and_si256(_mm256_srli_epi16(l, 4), low);
+      const __m256i lo =
+          s < 2 ? _mm256_and_si256(l, low) : _mm256_and_si256(_mm256_srli_epi16(l, 4), low);
       const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, three), 4));
       qh = _mm256_srli_epi16(qh, 2);
       // Sub-blocks k = 8h + 2s (lanes 0–7) and k + 1 (lanes 8–15).
@@ -159,7 +159,8 @@ void fused_tile(const KqArgs& a, int64_t c0, int64_t o0, int64_t o1) {
       if constexpr (T == DType::Q6_K) {
         fused_q6k<Madd, C>(b, xq, bs, isum);
         const float d = fused_f16(b + 208);
-        for (int c = 0; c < C; ++c) acc[c] = std::fma(static_cast<float>(isum[c]), d * x[c].dx[s], acc[c]);
+        for (int c = 0; c < C; ++c)
+          acc[c] = std::fma(static_cast<float>(isum[c]), d * x[c].dx[s], acc[c]);
       } else {
         fused_q45k<Madd, T == DType::Q5_K, C>(b, xq, bs, isum, msum);
         const float d = fused_f16(b), dmin = fused_f16(b + 2);

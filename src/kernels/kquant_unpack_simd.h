@@ -59,14 +59,12 @@ inline void unpack_q6k_simd(const uint8_t* b, IntBlock& out) {
   for (int h = 0; h < 2; ++h) {
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
     for (int jc = 0; jc < 2; ++jc) {
-      const __m256i l =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32 * jc));
+      const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32 * jc));
       for (int n = 0; n < 2; ++n) {
         const int s = 2 * n + jc;
-        const __m256i lo = n == 0 ? _mm256_and_si256(l, low)
-                                  : _mm256_and_si256(_mm256_srli_epi16(l, 4), low);
-        const __m256i hi =
-            _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * s)), three);
+        const __m256i lo =
+            n == 0 ? _mm256_and_si256(l, low) : _mm256_and_si256(_mm256_srli_epi16(l, 4), low);
+        const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * s)), three);
         kq_store(out.u + 128 * h + 32 * s, _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)));
       }
     }

@@ -91,7 +91,8 @@ void rows_super(const KqArgs& a, const KquantTraits& tr, int64_t o0, int64_t o1)
           for (int i = 0; i < 8; ++i) {
             const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.b.u + 32 * i));
             const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * i));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pair_products<Signed>(w, xv), p.scv[i]));
+            isum =
+                _mm256_add_epi32(isum, _mm256_madd_epi16(pair_products<Signed>(w, xv), p.scv[i]));
           }
           const float dx = x[c].dx[s];
           acc[c] = std::fma(static_cast<float>(hsum(isum)), p.b.d[0] * dx, acc[c]);

@@ -99,8 +99,8 @@ void rows_super(const KqArgs& a, const KquantTraits& tr, int64_t o0, int64_t o1)
             isum = _mm512_dpwssd_epi32(isum, pair_products<Signed>(w, xv), p.scv[i]);
           }
           const float dx = x[c].dx[s];
-          acc[c] = std::fma(static_cast<float>(_mm512_reduce_add_epi32(isum)), p.b.d[0] * dx,
-                            acc[c]);
+          acc[c] =
+              std::fma(static_cast<float>(_mm512_reduce_add_epi32(isum)), p.b.d[0] * dx, acc[c]);
           if constexpr (HasMin) {
             const int32_t msum = hsum256(_mm256_madd_epi16(bs, p.mn));
             acc[c] = std::fma(static_cast<float>(-msum), p.b.m[0] * dx, acc[c]);
