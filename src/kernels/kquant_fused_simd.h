@@ -4,7 +4,8 @@
 // weights unpacked in registers and never stored: one 32-byte unpack feeds
 // all C rows. `Madd` is the ISA's "acc += pairs(p)·s" on 16-bit lanes
 // (vpmaddwd + vpaddd on AVX2, vpdpwssd on AVX-512 VNNI). Internal linkage:
-// each including file keeps its own copy (see kquant_unpack_simd.h).
+// each including file keeps its own copy (an inline function shared by files
+// built with different flags could resolve to the AVX-512 copy).
 #include <immintrin.h>
 
 #include <algorithm>

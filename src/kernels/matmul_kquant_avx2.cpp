@@ -11,7 +11,6 @@
 #include <cmath>
 
 #include "kernels/kquant_fused_simd.h"
-#include "kernels/kquant_unpack_simd.h"
 #include "kernels/matmul_kquant.h"
 
 namespace nucleus::kernels::detail {
@@ -44,9 +43,8 @@ struct Prepared {
 };
 
 template <bool Signed>
-void prepare_super(DType t, const KquantTraits& tr, const uint8_t* row, size_t bb, int64_t s,
-                   Prepared& p) {
-  unpack_super_fast(t, row, bb, s, p.b);
+void prepare_super(DType t, const KquantTraits& tr, const uint8_t* row, int64_t s, Prepared& p) {
+  unpack_super(t, row, s, p.b);
   if constexpr (Signed) {  // u = kv + 128: back to the signed table value
     const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
     for (int i = 0; i < 8; ++i) {
@@ -73,7 +71,6 @@ void rows_super(const KqArgs& a, const KquantTraits& tr, int64_t o0, int64_t o1)
   const int64_t cols = a.w->cols;
   const int64_t ns = cols / kSuperBlock;
   const int64_t rows = a.w->rows;
-  const size_t bb = static_cast<size_t>(dtype_info(t).block_bytes);
   Prepared p;
   for (int64_t c0 = 0; c0 < a.n; c0 += kC) {
     const int cn = static_cast<int>(std::min<int64_t>(kC, a.n - c0));
@@ -83,7 +80,7 @@ void rows_super(const KqArgs& a, const KquantTraits& tr, int64_t o0, int64_t o1)
       const uint8_t* row = a.w->data + static_cast<size_t>(o) * a.w_stride;
       float acc[kC] = {};
       for (int64_t s = 0; s < ns; ++s) {
-        prepare_super<Signed>(t, tr, row, bb, s, p);
+        prepare_super<Signed>(t, tr, row, s, p);
         for (int c = 0; c < cn; ++c) {
           const int8_t* q = x[c].q + s * kSuperBlock;
           const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[c].bs + 16 * s));
