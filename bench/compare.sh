@@ -2,7 +2,7 @@
 # Side-by-side speed of nucleus and llama.cpp on the same GGUF files.
 #
 # Usage: bench/compare.sh [-p 512] [-n 128] [-t THREADS] [-r 3] [--rounds 1]
-#                         [--nucleus PATH] [--types "f16 q8_0 q4_0"]
+#                         [--nucleus PATH] [--types "f16 q8_0 q4_0 q4_k_m q5_k_m q6_k"]
 #                         LLAMA_BENCH_BINARY [MODEL.gguf ...]
 #
 # For each model it runs llama-bench and `nucleus bench` one after the other
@@ -13,7 +13,8 @@
 # are averaged.
 #
 # Without models it makes TinyLlama-1.1B-shaped random models with
-# `nucleus convert --random tinyllama-1.1b --type TYPE` (once) in
+# `nucleus convert --random tinyllama-1.1b --type TYPE` (once; the llama.cpp
+# mixes q4_k_s/q4_k_m/q5_k_s/q5_k_m via an F16 model and `nucleus quantize`) in
 # ${NUCLEUS_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nucleus/bench-models}.
 #
 # llama.cpp is never built or shipped by this project: bring your own
@@ -58,7 +59,14 @@ if [[ ${#models[@]} -eq 0 ]]; then
     f="$cache/tinyllama-1.1b-random-$ty.gguf"
     if [[ ! -s "$f" ]]; then
       echo "compare.sh: writing $f" >&2
-      "$nucleus" convert --random tinyllama-1.1b --type "$ty" --seed 1 -o "$f.tmp" -t "$t" >&2
+      case "$ty" in
+        q4_k_s|q4_k_m|q5_k_s|q5_k_m)
+          # llama.cpp's mixes: quantize an F16 random model with the recipe.
+          "$nucleus" convert --random tinyllama-1.1b --type f16 --seed 1 -o "$f.f16.tmp" -t "$t" >&2
+          "$nucleus" quantize "$f.f16.tmp" "$f.tmp" "$ty" -t "$t" >&2
+          rm -f "$f.f16.tmp" ;;
+        *) "$nucleus" convert --random tinyllama-1.1b --type "$ty" --seed 1 -o "$f.tmp" -t "$t" >&2 ;;
+      esac
       mv "$f.tmp" "$f"
     fi
     models+=("$f")

@@ -130,7 +130,8 @@ void BM_parallel_for_two_10us_tasks(benchmark::State& state) {
 BENCHMARK(BM_parallel_for_two_10us_tasks)->Arg(1)->Arg(2)->UseRealTime();
 
 const bool kRegistered = [] {
-  const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+  const DType types[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                         DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q5_0, DType::Q4_1};
   const Shape shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}};
   for (DType t : types) {
     for (Shape s : shapes) {

@@ -9,8 +9,8 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <span>
 #include <nlohmann/json.hpp>
+#include <span>
 
 #include "formats/model_file.h"
 #include "runtime/engine.h"

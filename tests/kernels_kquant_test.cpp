@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "alloc_counter.h"
 #include "formats/gguf.h"
 #include "kernels/dtype.h"
 #include "kernels/kquant.h"
@@ -191,6 +192,21 @@ TEST(Kquant, SimdEqualsReferenceAndIsBatchThreadIsaInvariant) {
         }
       }
     }
+  }
+}
+
+TEST(Kquant, AllocatesNothingOnceWarm) {
+  ThreadPool pool(2);
+  MatmulWorkspace ws;
+  for (DType t : kTypes) {
+    auto bytes = random_blocks(t, 64, 512, 3);
+    const Matrix w{t, 64, 512, bytes.data()};
+    const auto x = random_x(8, 512, 4);
+    std::vector<float> y(8 * 64);
+    matmul(w, x.data(), 8, y.data(), pool, ws);  // grows ws once
+    const long before = testutil::allocations();
+    for (int64_t n : {1, 8, 3}) matmul(w, x.data(), n, y.data(), pool, ws);
+    EXPECT_EQ(testutil::allocations(), before) << dtype_name(t);
   }
 }
 

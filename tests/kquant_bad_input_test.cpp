@@ -91,8 +91,8 @@ TEST(KquantBadInput, NonFiniteScales) {
     if (t.name != "blk.1.ffn_down.weight" && t.name != "blk.0.attn_q.weight") continue;
     // blk.1.ffn_down is Q6_K (d at byte 208 of a block), blk.0.attn_q Q4_K (d at 0, dmin at 2).
     const size_t base = g.data_offset() + t.offset + 144 * 5;
-    for (const size_t field : t.ggml_type == 14 ? std::vector<size_t>{208 + 210 * 2}
-                                                : std::vector<size_t>{0, 2}) {
+    for (const size_t field :
+         t.ggml_type == 14 ? std::vector<size_t>{208 + 210 * 2} : std::vector<size_t>{0, 2}) {
       for (const uint16_t bad : {uint16_t{0x7c00}, uint16_t{0xfe00}}) {
         auto b = good;
         std::memcpy(&b[(t.ggml_type == 14 ? g.data_offset() + t.offset : base) + field], &bad, 2);

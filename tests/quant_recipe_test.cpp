@@ -2,6 +2,8 @@
 // the F32 reference model with q4_k_s / q4_k_m / q5_k_s / q5_k_m / q6_k gives
 // every tensor the type llama.cpp's file has (tests/data/kquant), and the
 // model's logits stay about as close to F32 as llama.cpp's own file's.
+#include "formats/quant_recipe.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,7 +15,6 @@
 
 #include "formats/gguf.h"
 #include "formats/model_file.h"
-#include "formats/quant_recipe.h"
 #include "runtime/engine.h"
 #include "util/error.h"
 
@@ -30,8 +31,8 @@ std::map<std::string, DType> types_of(const std::string& path) {
 }
 
 double rms_to_f32(const std::string& path, const nlohmann::json& f32) {
-  auto model = std::make_shared<const Model>(
-      std::make_shared<const ModelFile>(load_model_file(path)));
+  auto model =
+      std::make_shared<const Model>(std::make_shared<const ModelFile>(load_model_file(path)));
   Engine e(model, {});
   double sq = 0;
   int64_t n = 0;
@@ -50,8 +51,8 @@ double rms_to_f32(const std::string& path, const nlohmann::json& f32) {
 TEST(QuantRecipe, TensorTypesAndAccuracyMatchLlamaQuantize) {
   std::ifstream in(kData + "logits.json");
   const nlohmann::json ref = nlohmann::json::parse(in)["files"];
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("nucleus_recipe_" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("nucleus_recipe_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   for (const char* recipe : {"q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k"}) {
     const std::string theirs = kData + "random-d256." + recipe + ".gguf";

@@ -32,15 +32,16 @@ int run_quantize(const QuantizeArgs& a) {
 
 Command add_quantize(CLI::App& app) {
   auto args = std::make_shared<QuantizeArgs>();
-  CLI::App* sub = app.add_subcommand(
-      "quantize",
-      "rewrite a GGUF file's weight matrices in one type, or a llama.cpp mix (q4_k_m, q5_k_m, ...)");
+  CLI::App* sub = app.add_subcommand("quantize",
+                                     "rewrite a GGUF file's weight matrices in one type, or a "
+                                     "llama.cpp mix (q4_k_m, q5_k_m, ...)");
   sub->add_option("input", args->input, "input .gguf file")->required();
   sub->add_option("output", args->output, "output .gguf file")->required();
-  sub->add_option("type", args->type,
-                  "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, or the llama.cpp "
-                  "mixes q4_k_s, q4_k_m, q5_k_s, q5_k_m (output.weight and some attn_v / ffn_down "
-                  "in q6_k)")
+  sub->add_option(
+         "type", args->type,
+         "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, or the llama.cpp "
+         "mixes q4_k_s, q4_k_m, q5_k_s, q5_k_m (output.weight and some attn_v / ffn_down "
+         "in q6_k)")
       ->required();
   sub->add_option("-t,--threads", args->threads, "threads (0 = all)")->capture_default_str();
   return Command{sub, [args] { return run_quantize(*args); }};

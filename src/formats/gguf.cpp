@@ -422,7 +422,8 @@ void GgufFile::parse() {
     const DTypeInfo* info = dtype_info(t.ggml_type);
     if (info == nullptr) {
       in.fail(what + ": unsupported tensor type id " + num(t.ggml_type) +
-              " (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs)");
+              " (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, "
+              "q6_k, iq4_nl, iq4_xs)");
     }
     if (t.shape[0] % info->block_elems != 0) {
       std::string msg = what + ": row length " + std::to_string(t.shape[0]) +

@@ -435,8 +435,8 @@ void requantize_gguf(const std::string& in_path, const std::string& out_path,
     encode_value(value, payload);
     w.add_encoded(key, static_cast<uint32_t>(value.type), payload);
   }
-  w.add_u32("general.file_type", opt.file_type >= 0 ? static_cast<uint32_t>(opt.file_type)
-                                                     : gguf_file_type(opt.type));
+  w.add_u32("general.file_type",
+            opt.file_type >= 0 ? static_cast<uint32_t>(opt.file_type) : gguf_file_type(opt.type));
 
   std::vector<OutTensor> out;
   for (const GgufTensorInfo& info : in.tensor_infos()) {

@@ -62,7 +62,7 @@ struct KquantTraits {
   int act_block;  // activation quantization block: 256 (K types) or 32
   int offset;     // weight value = u − offset
   bool has_min;
-  bool table;     // IQ4: u = kv + 128 (so u may exceed 127)
+  bool table;  // IQ4: u = kv + 128 (so u may exceed 127)
 };
 KquantTraits kquant_traits(DType t);
 

@@ -63,8 +63,7 @@ void quantize_legacy(DType t, const float* x, uint8_t* b) {
   }
   const float d = (hi - lo) / static_cast<float>(nmax);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  for (int j = 0; j < 32; ++j)
-    q[j] = std::min(nmax, static_cast<int>((x[j] - lo) * id + 0.5f));
+  for (int j = 0; j < 32; ++j) q[j] = std::min(nmax, static_cast<int>((x[j] - lo) * id + 0.5f));
   put_f16(b, d);
   put_f16(b + 2, lo);
   pack_legacy(q, b + (t == DType::Q4_1 ? 4 : 8), t == DType::Q4_1 ? nullptr : b + 4);
@@ -215,7 +214,8 @@ void quantize_q6k(const float* x, uint8_t* b) {
   const float iscale = -128.0f / max;
   const float d = f16_round(1.0f / iscale);
   put_f16(b + 208, d);
-  for (int j = 0; j < 16; ++j) scales[j] = static_cast<int8_t>(std::min(127, nearest(iscale * a[j])));
+  for (int j = 0; j < 16; ++j)
+    scales[j] = static_cast<int8_t>(std::min(127, nearest(iscale * a[j])));
   for (int e = 0; e < kSuperBlock; ++e) {
     const float step = d * static_cast<float>(scales[e / 16]);
     const int v = step != 0.0f ? std::clamp(nearest(x[e] / step), -32, 31) : 0;

@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/kquant_unpack_simd.h"
+#include "kernels/kquant_fused_simd.h"
 #include "kernels/matmul_kquant.h"
 
 namespace nucleus::kernels::detail {
@@ -43,9 +43,8 @@ struct Prepared {
 };
 
 template <bool Signed>
-void prepare_super(DType t, const KquantTraits& tr, const uint8_t* row, size_t bb, int64_t s,
-                   Prepared& p) {
-  unpack_super_fast(t, row, bb, s, p.b);
+void prepare_super(DType t, const KquantTraits& tr, const uint8_t* row, int64_t s, Prepared& p) {
+  unpack_super(t, row, s, p.b);
   if constexpr (Signed) {  // u = kv + 128: back to the signed table value
     const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
     for (int i = 0; i < 8; ++i) {
@@ -72,7 +71,6 @@ void rows_super(const KqArgs& a, const KquantTraits& tr, int64_t o0, int64_t o1)
   const int64_t cols = a.w->cols;
   const int64_t ns = cols / kSuperBlock;
   const int64_t rows = a.w->rows;
-  const size_t bb = static_cast<size_t>(dtype_info(t).block_bytes);
   Prepared p;
   for (int64_t c0 = 0; c0 < a.n; c0 += kC) {
     const int cn = static_cast<int>(std::min<int64_t>(kC, a.n - c0));
@@ -82,7 +80,7 @@ void rows_super(const KqArgs& a, const KquantTraits& tr, int64_t o0, int64_t o1)
       const uint8_t* row = a.w->data + static_cast<size_t>(o) * a.w_stride;
       float acc[kC] = {};
       for (int64_t s = 0; s < ns; ++s) {
-        prepare_super<Signed>(t, tr, row, bb, s, p);
+        prepare_super<Signed>(t, tr, row, s, p);
         for (int c = 0; c < cn; ++c) {
           const int8_t* q = x[c].q + s * kSuperBlock;
           const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[c].bs + 16 * s));
@@ -90,7 +88,8 @@ void rows_super(const KqArgs& a, const KquantTraits& tr, int64_t o0, int64_t o1)
           for (int i = 0; i < 8; ++i) {
             const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.b.u + 32 * i));
             const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * i));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pair_products<Signed>(w, xv), p.scv[i]));
+            isum =
+                _mm256_add_epi32(isum, _mm256_madd_epi16(pair_products<Signed>(w, xv), p.scv[i]));
           }
           const float dx = x[c].dx[s];
           acc[c] = std::fma(static_cast<float>(hsum(isum)), p.b.d[0] * dx, acc[c]);
@@ -151,7 +150,16 @@ void rows_legacy(const KqArgs& a, const KquantTraits& tr, int64_t o0, int64_t o1
 
 }  // namespace
 
+namespace {
+struct MaddAvx2 {
+  static __m256i f(__m256i acc, __m256i p, __m256i s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, s));
+  }
+};
+}  // namespace
+
 void kq_rows_avx2(const KqArgs& a, int64_t o0, int64_t o1) {
+  if (fused_rows<MaddAvx2>(a, o0, o1)) return;
   const KquantTraits tr = kquant_traits(a.w->type);
   if (tr.act_block == kSuperBlock) {
     if (tr.table) return rows_super<true, false>(a, tr, o0, o1);
