@@ -27,6 +27,11 @@ void jinja(Input in);               // messages selector byte, template source -
 void generation_config(Input in);   // generation_config.json -> GenerationConfig, chain
 void gguf_chat_template(Input in);  // GGUF bytes -> tokenizer.chat_template -> render
 
+// Loads what a target keeps between inputs (the real vocabularies of encode
+// and detokenize) before fuzzing starts, so that the one-time load of a 6 MB
+// tokenizer.json is not mistaken for a slow input.
+void warm_up(std::string_view target);
+
 struct Target {
   const char* name;
   void (*run)(Input);

@@ -62,6 +62,11 @@ void stream_and_check(const Tokenizer& tok, const std::vector<int32_t>& ids) {
 
 }  // namespace
 
+void warm_up(std::string_view target) {
+  if (target == "encode" || target == "detokenize")
+    for (int v = 0; v < kVocabs; ++v) (void)vocab(v);
+}
+
 void tokenizer_json(Input in) {
   const std::vector<std::string> parts = split_parts(in, 2);
   try {
