@@ -1202,7 +1202,11 @@ class NamespaceRegistry {
   ~NamespaceRegistry() {
     for (const auto& ns : made_) ns->attrs.clear();
   }
-  std::shared_ptr<Namespace> make() { return made_.emplace_back(std::make_shared<Namespace>()); }
+  // Throws past 10^6 namespaces in one render (real templates make one or two).
+  std::shared_ptr<Namespace> make(int line) {
+    if (made_.size() >= 1'000'000) fail(line, "more than 1000000 namespace() objects");
+    return made_.emplace_back(std::make_shared<Namespace>());
+  }
 
  private:
   std::vector<std::shared_ptr<Namespace>> made_;
@@ -1231,7 +1235,7 @@ void add_builtins(Frame& root, NamespaceRegistry& namespaces) {
     return Value(std::move(out));
   }));
   root.vars["namespace"] = Value(Function([&namespaces](Args& a, int line) -> Value {
-    auto ns = namespaces.make();
+    auto ns = namespaces.make(line);
     if (a.positional.size() > 1)
       fail(line, "namespace() takes at most one positional (mapping) argument");
     if (a.positional.size() == 1) {
