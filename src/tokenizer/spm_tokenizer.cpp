@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <queue>
 
+#include "tokenizer/encode_limit.h"
 #include "util/error.h"
 
 namespace nucleus {

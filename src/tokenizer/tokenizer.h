@@ -12,11 +12,6 @@
 
 namespace nucleus {
 
-// Longest text one encode call accepts (bytes); longer input throws Error.
-// Encoding is linear in the input (tests/tokenizer_growth_test.cpp), so this
-// bounds one call's time and its id/offset arithmetic (32-bit positions).
-inline constexpr size_t kMaxEncodeBytes = size_t{256} << 20;
-
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
