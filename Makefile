@@ -5,9 +5,13 @@ JOBS ?= 2
 PACKAGES := g++ make cmake libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev \
             libpcre2-dev libcli11-dev python3 python3-numpy \
             libcpp-httplib-dev nodejs
+# The sanitizer and fuzz builds: clang 14 with its sanitizer/libFuzzer runtimes.
+CLANG_PACKAGES := clang-14 libclang-rt-14-dev
+SAN_BUILD ?= build-sanitize
+FUZZ_SECONDS ?= 30
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps client-deps configure build run test clean format
+.PHONY: deps deps-clang client-deps configure configure-sanitize build run test test-sanitize fuzz fuzz-smoke clean format
 
 deps:
 	@missing=""; for p in $(PACKAGES); do \
@@ -17,6 +21,9 @@ deps:
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+deps-clang:
+	@$(MAKE) --no-print-directory deps PACKAGES="$(PACKAGES) $(CLANG_PACKAGES)"
 
 configure: deps
 	@[ -f $(BUILD)/CMakeCache.txt ] || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DNUCLEUS_WERROR=ON
@@ -38,8 +45,28 @@ client-deps: deps
 test: build client-deps
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
+# The whole suite built by clang with ASan + UBSan (first report stops the
+# test) and libFuzzer coverage, in $(SAN_BUILD); `make fuzz` reuses that build.
+configure-sanitize: deps-clang
+	@[ -f $(SAN_BUILD)/CMakeCache.txt ] || cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Release \
+	  -DNUCLEUS_WERROR=ON -DCMAKE_CXX_COMPILER=clang++-14 -DNUCLEUS_FUZZ=ON
+
+test-sanitize: configure-sanitize
+	cmake --build $(SAN_BUILD) -j$(JOBS)
+	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j$(JOBS)
+
+# The libFuzzer targets (fuzz/README.md) and their seed corpora.
+fuzz: configure-sanitize
+	cmake --build $(SAN_BUILD) -j$(JOBS) --target fuzz
+	rm -rf $(SAN_BUILD)/fuzz-seeds && $(SAN_BUILD)/nucleus_fuzz_seeds tests/data $(SAN_BUILD)/fuzz-seeds
+
+# Each target for FUZZ_SECONDS on its corpus (CI's smoke run).
+fuzz-smoke: fuzz
+	fuzz/run.sh $(SAN_BUILD) $(FUZZ_SECONDS)
+
 format:
 	find src tests bench include -name '*.cpp' -o -name '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD)

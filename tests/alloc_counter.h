@@ -28,3 +28,13 @@ void operator delete(void* p) noexcept {
 void operator delete(void* p, size_t) noexcept {
   std::free(p);
 }
+// The nothrow forms too (std::stable_sort's temporary buffer uses them): a
+// library nothrow new paired with the free() above is a mismatch that
+// AddressSanitizer reports.
+void* operator new(size_t n, const std::nothrow_t&) noexcept {
+  nucleus::testutil::g_allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(n ? n : 1);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}

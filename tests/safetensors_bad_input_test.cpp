@@ -110,6 +110,23 @@ TEST(SafetensorsBadInput, OverlappingTensors) {
   expect_error([&] { read_safetensors(p); }, {p, "'b'", "overlap", "'a'"});
 }
 
+// The format's validator: tensors tile the data section from 0 to its end.
+TEST(SafetensorsBadInput, GapBetweenTensors) {
+  const std::string h = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                        R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})";
+  const std::string p = st_file("gap", safetensors_bytes(h, std::string(12, 'x')));
+  expect_error([&] { read_safetensors(p); }, {p, "'b'", "starts at data offset 8", "contiguous"});
+  const std::string h2 = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
+  const std::string p2 = st_file("gap0", safetensors_bytes(h2, std::string(8, 'x')));
+  expect_error([&] { read_safetensors(p2); }, {p2, "'a'", "starts at data offset 4"});
+}
+
+TEST(SafetensorsBadInput, BytesAfterLastTensor) {
+  const std::string h = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  const std::string p = st_file("trailing", safetensors_bytes(h, std::string(5, 'x')));
+  expect_error([&] { read_safetensors(p); }, {p, "end at data offset 4", "has 5 bytes"});
+}
+
 TEST(SafetensorsBadInput, MissingFields) {
   const std::string h = R"({"w":{"dtype":"F32","shape":[1]}})";
   const std::string p = st_file("fields", safetensors_bytes(h, "abcd"));

@@ -1,5 +1,6 @@
 #include "formats/gguf.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -370,7 +371,9 @@ void GgufFile::parse() {
   }
 
   uint64_t budget = kMetadataBudget;
-  kv_.reserve(static_cast<size_t>(n_kv));
+  // Counts are only known to fit the file: reserve what the metadata budget
+  // allows, not what a hostile count asks for (each entry is spent below).
+  kv_.reserve(static_cast<size_t>(std::min<uint64_t>(n_kv, kMetadataBudget / 4096)));
   for (uint64_t k = 0; k < n_kv; ++k) {
     const std::string where = "metadata entry " + num(k);
     std::string key = in.read_string(where + " key");
@@ -396,7 +399,7 @@ void GgufFile::parse() {
     alignment_ = al;
   }
 
-  tensors_.reserve(static_cast<size_t>(n_tensors));
+  tensors_.reserve(static_cast<size_t>(std::min<uint64_t>(n_tensors, 1 << 16)));
   std::unordered_map<std::string, size_t> names;
   for (uint64_t k = 0; k < n_tensors; ++k) {
     GgufTensorInfo t;

@@ -147,6 +147,18 @@ SafetensorsFile read_safetensors(const std::string& path) {
                 std::to_string(last->begin) + ", " + std::to_string(last->end) + ")");
     last = &cur;
   }
+  // As the format's own validator: the tensors tile the data section exactly,
+  // from byte 0 to the end of the file, so no bytes hide between or after them.
+  uint64_t expect = 0;
+  for (const Range& cur : ranges) {
+    check(cur.begin == expect, where + "tensor '" + cur.name + "' starts at data offset " +
+                                   std::to_string(cur.begin) + " but the previous tensor ends at " +
+                                   std::to_string(expect) + " (tensors must be contiguous)");
+    expect = cur.end;
+  }
+  check(expect == data_size, where + "tensors end at data offset " + std::to_string(expect) +
+                                 " but the data section has " + std::to_string(data_size) +
+                                 " bytes (it must end with the last tensor)");
   return out;
 }
 

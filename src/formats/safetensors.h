@@ -26,7 +26,9 @@ struct SafetensorsFile {
 // Supports dtypes F32, F16 and BF16. Throws Error naming the file and the
 // tensor on any inconsistency: header length beyond the file, malformed JSON,
 // unsupported dtype, bad shape, offsets out of range, size not matching the
-// shape, or tensors whose byte ranges overlap.
+// shape, tensors whose byte ranges overlap, gaps between tensors, or bytes
+// after the last tensor (the data section must be tiled exactly, as the
+// format's own validator requires).
 SafetensorsFile read_safetensors(const std::string& path);
 
 }  // namespace nucleus

@@ -155,6 +155,8 @@ std::string replace_all(const std::string& s, const std::string& from, const std
         ++done;
       }
       out += cp;
+      if (out.size() > kMaxValueBytes)
+        throw Error("jinja: replace() result exceeds " + std::to_string(kMaxValueBytes) + " bytes");
     }
     if (count < 0 || done < count) out += to;
     return out;
@@ -168,6 +170,8 @@ std::string replace_all(const std::string& s, const std::string& from, const std
     out += to;
     pos = f + from.size();
     ++done;
+    if (out.size() > kMaxValueBytes)
+      throw Error("jinja: replace() result exceeds " + std::to_string(kMaxValueBytes) + " bytes");
   }
   out.append(s, pos, std::string::npos);
   return out;
@@ -446,7 +450,13 @@ Args Interp::eval_args(const Expr& e, size_t first, const FramePtr& f) {
 Value Interp::eval_binary(const Expr& e, const Value& a0, const Value& b0) {
   const std::string& op = e.name;
   const int line = e.line;
-  if (op == "~") return Value(a0.str() + b0.str());
+  if (op == "~") {
+    std::string r = a0.str();
+    const std::string b = b0.str();
+    if (r.size() + b.size() > kMaxValueBytes)
+      fail(line, "'~' result exceeds " + std::to_string(kMaxValueBytes) + " bytes");
+    return Value(r += b);
+  }
   if (a0.is_undefined()) undefined_error(a0, line, "operand of '" + op + "'");
   if (b0.is_undefined()) undefined_error(b0, line, "operand of '" + op + "'");
   // Python treats bools as the integers 0 and 1 in arithmetic.
@@ -457,8 +467,14 @@ Value Interp::eval_binary(const Expr& e, const Value& a0, const Value& b0) {
                    b0.type_name() + "'");
   };
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+    if (a.is_string() && b.is_string()) {
+      if (a.as_string().size() + b.as_string().size() > kMaxValueBytes)
+        fail(line, "'+' result exceeds " + std::to_string(kMaxValueBytes) + " bytes");
+      return Value(a.as_string() + b.as_string());
+    }
     if (a.is_list() && b.is_list()) {
+      if (a.as_list().size() + b.as_list().size() > static_cast<size_t>(kMaxRangeLength))
+        fail(line, "'+' result longer than " + std::to_string(kMaxRangeLength) + " items");
       List l = a.as_list();
       l.insert(l.end(), b.as_list().begin(), b.as_list().end());
       return Value(std::move(l));
@@ -469,8 +485,12 @@ Value Interp::eval_binary(const Expr& e, const Value& a0, const Value& b0) {
     const Value& n = (a.is_string() || a.is_list()) ? b : a;
     if (!n.is_int()) return type_error();
     int64_t times = std::max<int64_t>(0, n.as_int());
+    // A list's unit is its items plus the bytes of its strings, which the
+    // repetition copies.
     size_t unit = seq.is_string() ? seq.as_string().size() : seq.as_list().size();
-    if (unit != 0 && static_cast<uint64_t>(times) > kMaxOutputBytes / unit)
+    if (seq.is_list())
+      for (const Value& x : seq.as_list()) unit += x.is_string() ? x.as_string().size() : 0;
+    if (unit != 0 && static_cast<uint64_t>(times) > kMaxValueBytes / unit)
       fail(line, "sequence repetition result too large");
     if (seq.is_string()) {
       std::string out;
@@ -705,6 +725,8 @@ Value Interp::call_method(const Value& obj, const std::string& name, Args& a, in
         if (!first) out += s;
         first = false;
         out += need_string(&x, "join item", line);
+        if (out.size() > kMaxValueBytes)
+          fail(line, "join() result exceeds " + std::to_string(kMaxValueBytes) + " bytes");
       }
       return Value(std::move(out));
     }
@@ -853,6 +875,8 @@ Value Interp::apply_filter(const std::string& name, const Value& v, Args& a, int
       if (!first) out += sep;
       first = false;
       out += p[1] ? get_item(x, *p[1], line).str() : x.str();
+      if (out.size() > kMaxValueBytes)
+        fail(line, "join result exceeds " + std::to_string(kMaxValueBytes) + " bytes");
     }
     return Value(std::move(out));
   }
@@ -1091,7 +1115,7 @@ Value Interp::make_macro(const Stmt& s, const FramePtr& f) {
     }
     for (const auto& [k, v] : a.keyword) {
       auto it = std::find_if(def->params.begin(), def->params.end(),
-                             [&](const auto& p) { return p.first == k; });
+                             [&key = k](const auto& p) { return p.first == key; });
       if (it == def->params.end())
         fail(line, "macro '" + def->name + "' has no parameter '" + k + "'");
       size_t idx = static_cast<size_t>(it - def->params.begin());
@@ -1167,7 +1191,28 @@ Flow Interp::exec(const Body& body, const FramePtr& f, std::string& out) {
   return Flow::Normal;
 }
 
-void add_builtins(Frame& root) {
+// Every namespace() of one render, kept alive until the render ends and then
+// emptied: a namespace can hold itself (`set ns.me = ns`) or a long chain of
+// others, which would otherwise leak or be destroyed recursively.
+class NamespaceRegistry {
+ public:
+  NamespaceRegistry() = default;
+  NamespaceRegistry(const NamespaceRegistry&) = delete;
+  NamespaceRegistry& operator=(const NamespaceRegistry&) = delete;
+  ~NamespaceRegistry() {
+    for (const auto& ns : made_) ns->attrs.clear();
+  }
+  // Throws past 10^6 namespaces in one render (real templates make one or two).
+  std::shared_ptr<Namespace> make(int line) {
+    if (made_.size() >= 1'000'000) fail(line, "more than 1000000 namespace() objects");
+    return made_.emplace_back(std::make_shared<Namespace>());
+  }
+
+ private:
+  std::vector<std::shared_ptr<Namespace>> made_;
+};
+
+void add_builtins(Frame& root, NamespaceRegistry& namespaces) {
   root.vars["range"] = Value(Function([](Args& a, int line) -> Value {
     if (!a.keyword.empty() || a.positional.empty() || a.positional.size() > 3)
       fail(line, "range() takes 1 to 3 integer arguments");
@@ -1189,8 +1234,8 @@ void add_builtins(Frame& root) {
     }
     return Value(std::move(out));
   }));
-  root.vars["namespace"] = Value(Function([](Args& a, int line) -> Value {
-    auto ns = std::make_shared<Namespace>();
+  root.vars["namespace"] = Value(Function([&namespaces](Args& a, int line) -> Value {
+    auto ns = namespaces.make(line);
     if (a.positional.size() > 1)
       fail(line, "namespace() takes at most one positional (mapping) argument");
     if (a.positional.size() == 1) {
@@ -1219,8 +1264,9 @@ Template::Template(const std::string& source, const Options& options)
     : body_(std::make_shared<const Body>(parse(lex(source, options)))), options_(options) {}
 
 std::string Template::render(const std::map<std::string, Value>& vars) const {
+  NamespaceRegistry namespaces;  // outlives every frame and value of the render
   auto root = std::make_shared<Frame>();
-  add_builtins(*root);
+  add_builtins(*root, namespaces);
   for (const auto& [k, v] : vars) root->vars[k] = v;
   Interp interp(options_.max_loop_iterations);
   std::string out;

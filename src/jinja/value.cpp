@@ -1,5 +1,6 @@
 #include "jinja/value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -8,7 +9,51 @@
 
 namespace nucleus::jinja {
 
+namespace {
+
+int nested_depth(int deepest_child) {
+  if (deepest_child + 1 > kMaxValueDepth)
+    throw Error("jinja: lists/dicts nested deeper than " + std::to_string(kMaxValueDepth) +
+                " levels");
+  return deepest_child + 1;
+}
+
+// Printing a value whose parts are shared can be exponentially larger than
+// the value; stop at the same bound as any other string.
+void check_print_size(const std::string& out) {
+  if (out.size() > kMaxValueBytes)
+    throw Error("jinja: printed value exceeds " + std::to_string(kMaxValueBytes) + " bytes");
+}
+
+Value from_json_at(const nlohmann::ordered_json& j, int depth);
+
+}  // namespace
+
+Value::Value(List l) {
+  int d = 0;
+  for (const Value& x : l) d = std::max(d, x.depth_);
+  depth_ = nested_depth(d);
+  v_ = std::make_shared<const List>(std::move(l));
+}
+
+Value::Value(Dict dict) {
+  int d = 0;
+  for (const auto& kv : dict) d = std::max(d, kv.second.depth_);
+  depth_ = nested_depth(d);
+  v_ = std::make_shared<const Dict>(std::move(dict));
+}
+
 Value Value::from_json(const nlohmann::ordered_json& j) {
+  return from_json_at(j, 0);
+}
+
+namespace {
+
+Value from_json_at(const nlohmann::ordered_json& j, int depth) {
+  // Checked before descending: the recursion itself must stay bounded.
+  if (depth > kMaxValueDepth)
+    throw Error("jinja: JSON variable nested deeper than " + std::to_string(kMaxValueDepth) +
+                " levels");
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null:
       return Value(None{});
@@ -28,14 +73,14 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::array: {
       List l;
       l.reserve(j.size());
-      for (const auto& e : j) l.push_back(from_json(e));
+      for (const auto& e : j) l.push_back(from_json_at(e, depth + 1));
       return Value(std::move(l));
     }
     case nlohmann::ordered_json::value_t::object: {
       Dict d;
       d.reserve(j.size());
       for (auto it = j.begin(); it != j.end(); ++it)
-        d.emplace_back(it.key(), from_json(it.value()));
+        d.emplace_back(it.key(), from_json_at(it.value(), depth + 1));
       return Value(std::move(d));
     }
     default:
@@ -43,6 +88,8 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
                   " as a template variable");
   }
 }
+
+}  // namespace
 
 double Value::as_number() const {
   if (is_int()) return static_cast<double>(as_int());
@@ -142,6 +189,40 @@ std::string Value::str() const {
   return repr();
 }
 
+namespace {
+
+// Appends v's repr to out: one buffer for the whole value, so a value whose
+// parts are shared costs time linear in what is printed (up to the bound).
+void repr_into(const Value& v, std::string& out) {
+  if (v.is_list()) {
+    out += '[';
+    bool first = true;
+    for (const auto& e : v.as_list()) {
+      if (!first) out += ", ";
+      first = false;
+      repr_into(e, out);
+      check_print_size(out);
+    }
+    out += ']';
+  } else if (v.is_dict()) {
+    out += '{';
+    bool first = true;
+    for (const auto& [k, x] : v.as_dict()) {
+      if (!first) out += ", ";
+      first = false;
+      out += py_repr_string(k);
+      out += ": ";
+      repr_into(x, out);
+      check_print_size(out);
+    }
+    out += '}';
+  } else {
+    out += v.repr();
+  }
+}
+
+}  // namespace
+
 std::string Value::repr() const {
   if (is_undefined()) return "";
   if (is_none()) return "None";
@@ -149,27 +230,10 @@ std::string Value::repr() const {
   if (is_int()) return std::to_string(as_int());
   if (is_float()) return format_float(as_float());
   if (is_string()) return py_repr_string(as_string());
-  if (is_list()) {
-    std::string out = "[";
-    bool first = true;
-    for (const auto& e : as_list()) {
-      if (!first) out += ", ";
-      first = false;
-      out += e.repr();
-    }
-    return out + "]";
-  }
-  if (is_dict()) {
-    std::string out = "{";
-    bool first = true;
-    for (const auto& [k, v] : as_dict()) {
-      if (!first) out += ", ";
-      first = false;
-      out += py_repr_string(k);
-      out += ": ";
-      out += v.repr();
-    }
-    return out + "}";
+  if (is_list() || is_dict()) {
+    std::string out;
+    repr_into(*this, out);
+    return out;
   }
   if (is_namespace()) return "<Namespace>";
   return "<function>";
@@ -250,6 +314,7 @@ static void json_dump(std::string& out, const Value& v, int indent, int level) {
       if (i) out += item_sep;
       if (indent >= 0) newline(level + 1);
       json_dump(out, l[i], indent, level + 1);
+      check_print_size(out);
     }
     if (indent >= 0) newline(level);
     out += ']';
@@ -266,6 +331,7 @@ static void json_dump(std::string& out, const Value& v, int indent, int level) {
       json_string(out, d[i].first);
       out += ": ";
       json_dump(out, d[i].second, indent, level + 1);
+      check_print_size(out);
     }
     if (indent >= 0) newline(level);
     out += '}';

@@ -17,6 +17,13 @@
 namespace nucleus::jinja {
 
 class Value;
+// Bounds on values a template builds: lists and dicts nest at most
+// kMaxValueDepth levels (printing, comparing and destroying a value recurse
+// once per level), and no string, printed value or repetition result exceeds
+// kMaxValueBytes (a doubling in a loop would otherwise grow without bound).
+inline constexpr int kMaxValueDepth = 256;
+inline constexpr size_t kMaxValueBytes = size_t{64} << 20;
+
 using List = std::vector<Value>;
 // Insertion-ordered, like a Python dict (tojson and iteration keep the order).
 using Dict = std::vector<std::pair<std::string, Value>>;
@@ -52,8 +59,9 @@ class Value {
   Value(double d) : v_(d) {}
   Value(std::string s) : v_(std::move(s)) {}
   Value(const char* s) : v_(std::string(s)) {}
-  Value(List l) : v_(std::make_shared<const List>(std::move(l))) {}
-  Value(Dict d) : v_(std::make_shared<const Dict>(std::move(d))) {}
+  // Throw Error when the result would nest deeper than kMaxValueDepth.
+  Value(List l);
+  Value(Dict d);
   Value(std::shared_ptr<Namespace> ns) : v_(std::move(ns)) {}
   Value(Function f) : v_(std::make_shared<const Function>(std::move(f))) {}
 
@@ -99,10 +107,13 @@ class Value {
 
   // Dict lookup; nullptr when the key is absent.
   const Value* dict_get(const std::string& key) const;
+  // Levels of list/dict nesting (0 for scalars, 1 for a flat list).
+  int depth() const { return depth_; }
 
  private:
   explicit Value(Storage s) : v_(std::move(s)) {}
   Storage v_;
+  int depth_ = 0;
 };
 
 // Python == between two values (1 == 1.0, lists and dicts deep).

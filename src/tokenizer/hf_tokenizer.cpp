@@ -9,6 +9,7 @@
 
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/encode_limit.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
@@ -196,6 +197,10 @@ class BpeTokenizer final : public Tokenizer {
   }
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {
+    if (text.size() > kMaxEncodeBytes)
+      throw Error("tokenizer: text of " + std::to_string(text.size()) +
+                  " bytes is longer than the " + std::to_string(kMaxEncodeBytes) +
+                  " bytes one call encodes");
     std::vector<int32_t> ids;
     if (add_bos && p_.bos >= 0) ids.push_back(p_.bos);
     for (const auto& seg : split_added(text, raw_trie_)) {

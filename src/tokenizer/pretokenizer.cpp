@@ -38,6 +38,16 @@ Regex::Regex(const std::string& pattern, bool literal, const std::string& where)
   PCRE2_SIZE err_offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                                    options, &err, &err_offset, nullptr);
+  if (code != nullptr) {
+    pcre2_code* valid =
+        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                      options & ~PCRE2_MATCH_INVALID_UTF, &err, &err_offset, nullptr);
+    if (valid != nullptr) {
+      pcre2_jit_compile(valid, PCRE2_JIT_COMPLETE);
+      code_valid_ = std::shared_ptr<void>(
+          valid, [](void* c) { pcre2_code_free(static_cast<pcre2_code*>(c)); });
+    }
+  }
   if (code == nullptr) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(err, buf, sizeof(buf));
@@ -64,14 +74,19 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) co
       out.emplace_back(pos, pos + literal_.size());
     return out;
   }
-  pcre2_code* code = as_code(code_);
+  // Valid text (checked once here) runs the pattern compiled without
+  // PCRE2_MATCH_INVALID_UTF and skips PCRE2's per-call UTF check.
+  const bool valid = code_valid_ && unicode::is_valid_utf8(text);
+  pcre2_code* code = as_code(valid ? code_valid_ : code_);
+  const uint32_t match_options = valid ? PCRE2_NO_UTF_CHECK : 0;
   std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
       pcre2_match_data_create_from_pattern(code, nullptr), &pcre2_match_data_free);
   if (!md) throw Error("regex: out of memory creating match data");
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t offset = 0;
   while (offset <= text.size()) {
-    const int rc = pcre2_match(code, subject, text.size(), offset, 0, md.get(), nullptr);
+    const int rc =
+        pcre2_match(code, subject, text.size(), offset, match_options, md.get(), nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR buf[256];

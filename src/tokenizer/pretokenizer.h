@@ -23,7 +23,11 @@ class Regex {
 
  private:
   std::shared_ptr<void> code_;  // pcre2_code_8, freed by its deleter; null for a literal
-  std::string literal_;         // plain strings are searched without PCRE2 (hot in decoding)
+  // The same pattern without PCRE2_MATCH_INVALID_UTF, for subjects already
+  // known to be valid: with that option PCRE2 re-checks the UTF-8 from the
+  // start offset to the end on every match call (quadratic without the JIT).
+  std::shared_ptr<void> code_valid_;
+  std::string literal_;  // plain strings are searched without PCRE2 (hot in decoding)
 };
 
 // The pre-tokenizer regexes of well-known byte-level BPE vocabularies.

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <queue>
 
+#include "tokenizer/encode_limit.h"
 #include "util/error.h"
 
 namespace nucleus {
@@ -193,8 +194,10 @@ std::vector<int32_t> SpmTokenizer::encode_impl(std::string_view text, bool add_b
   if (add_bos && bos_ >= 0) out.push_back(bos_);
   if (text.empty()) return out;
   // Symbol offsets are 32-bit; the escaped text can grow by 3x.
-  check(text.size() < UINT32_MAX / 3,
-        "tokenizer: text of " + std::to_string(text.size()) + " bytes is too long to encode");
+  static_assert(kMaxEncodeBytes < UINT32_MAX / 3);
+  if (text.size() > kMaxEncodeBytes)
+    throw Error("tokenizer: text of " + std::to_string(text.size()) + " bytes is longer than the " +
+                std::to_string(kMaxEncodeBytes) + " bytes one call encodes");
 
   // Split the raw text around special tokens, longest first. llama.cpp does
   // this for user-defined tokens even when special tokens are not parsed.
