@@ -58,6 +58,7 @@ const std::vector<Target>& targets() {
       {"jinja", jinja},
       {"generation_config", generation_config},
       {"gguf_chat_template", gguf_chat_template},
+      {"openai_request", openai_request},
   };
   return all;
 }

@@ -259,6 +259,23 @@ void text_seeds() {
   for (size_t i = 0; i < std::size(small); ++i)
     seed("jinja", "small_" + std::to_string(i), std::string(1, '\x01') + small[i]);
 
+  // The HTTP API: first byte 0 = /v1/completions, 1 = /v1/chat/completions.
+  seed("openai_request", "completion",
+       std::string(1, '\0') +
+           R"({"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 16,
+               "temperature": 0.8, "top_p": 0.9, "n": 2, "stop": [".", "!"], "seed": 3,
+               "logprobs": 2, "logit_bias": {"5": -100}, "stream": true,
+               "stream_options": {"include_usage": true}, "presence_penalty": 0.5})");
+  seed("openai_request", "ids_beams",
+       std::string(1, '\0') +
+           R"({"prompt": [1, 403, 407], "max_tokens": 8, "num_beams": 3, "n": 2,
+               "length_penalty": 0.8, "early_stopping": "never", "top_k": 20, "min_p": 0.05,
+               "repetition_penalty": 1.2, "speculative": "lookup", "draft_max": 4})");
+  seed("openai_request", "chat",
+       std::string(1, '\1') +
+           R"({"model": "stories260K", "messages": [{"role": "system", "content": "Be brief."},
+               {"role": "user", "content": "Tell me a story."}], "max_completion_tokens": 12,
+               "logprobs": true, "top_logprobs": 3, "temperature": 0, "user": "u"})");
   seed("generation_config", "stories260K", slurp("hf/stories260K-hf/generation_config.json"));
   seed("generation_config", "sampling",
        R"({"do_sample": true, "temperature": 0.7, "top_k": 20, "top_p": 0.9, "min_p": 0.05,

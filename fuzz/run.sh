@@ -13,10 +13,10 @@ seconds=${2:?usage: fuzz/run.sh BUILD_DIR SECONDS [target ...]}
 shift 2
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(gguf safetensors hf_checkpoint llama2c tokenizer_json encode
-                                     detokenize jinja generation_config gguf_chat_template)
+                                     detokenize jinja generation_config gguf_chat_template openai_request)
 declare -A dict=([gguf]=gguf [gguf_chat_template]=gguf [safetensors]=json [hf_checkpoint]=json
                  [tokenizer_json]=json [generation_config]=json [jinja]=jinja [llama2c]=
-                 [encode]= [detokenize]=)
+                 [encode]= [detokenize]= [openai_request]=json)
 mkdir -p "$build/fuzz-artifacts"
 failed=()
 for t in "${targets[@]}"; do

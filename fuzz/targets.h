@@ -26,6 +26,7 @@ void detokenize(Input in);          // vocab selector byte, int32 ids -> streami
 void jinja(Input in);               // messages selector byte, template source -> render
 void generation_config(Input in);   // generation_config.json -> GenerationConfig, chain
 void gguf_chat_template(Input in);  // GGUF bytes -> tokenizer.chat_template -> render
+void openai_request(Input in);      // endpoint byte, HTTP body -> OpenAI request translation
 
 // Loads what a target keeps between inputs (the real vocabularies of encode
 // and detokenize) before fuzzing starts, so that the one-time load of a 6 MB
