@@ -36,7 +36,7 @@ struct SchedulerOptions {
   // mid-stream stretches the others' inter-token latency by about 1 + this),
   // never fewer than min_prefill_chunk rows. 0 turns the limit off.
   double prefill_time_share = 0.6;
-  int64_t min_prefill_chunk = 8;
+  int64_t min_prefill_chunk = 1;
 };
 
 class Scheduler {
