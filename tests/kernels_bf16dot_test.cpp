@@ -106,9 +106,9 @@ TEST(Bf16Dot, EveryIsaEqualsReferenceBitForBit) {
           for (ThreadPool* pool : {&pool1, &pool2}) {
             std::vector<float> y(ref.size(), -1.0f);
             matmul_bf16dot(isa, c.m, c.x.data(), n, y.data(), *pool, ws);
-            SCOPED_TRACE(testing::Message() << "isa " << static_cast<int>(isa) << " cols " << cols
-                                            << " n " << n << " threads " << pool->size()
-                                            << " wild " << wild);
+            SCOPED_TRACE(testing::Message()
+                         << "isa " << static_cast<int>(isa) << " cols " << cols << " n " << n
+                         << " threads " << pool->size() << " wild " << wild);
             expect_bits_equal(y, ref, "kernel vs reference");
           }
         }

@@ -65,9 +65,9 @@ uint16_t bf16dot_round(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
   const uint32_t mag = x & 0x7fffffffu;
-  if (mag > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);    // quiet NaN
+  if (mag > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);         // quiet NaN
   if ((x & 0x7f800000u) == 0) return static_cast<uint16_t>((x >> 16) & 0x8000u);  // zero/denormal
-  if (mag == 0x7f800000u) return static_cast<uint16_t>(x >> 16);                // infinity
+  if (mag == 0x7f800000u) return static_cast<uint16_t>(x >> 16);                  // infinity
   return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
@@ -84,9 +84,8 @@ Bf16DotIsa bf16dot_default_isa() {
 
 double bf16dot_probe_ratio() {
   // Measured once: the answer cannot change while the process runs.
-  static const double ratio = bf16dot_isa_supported(Bf16DotIsa::kAvx512)
-                                  ? detail::bf16dot_probe_ratio_avx512()
-                                  : 0.0;
+  static const double ratio =
+      bf16dot_isa_supported(Bf16DotIsa::kAvx512) ? detail::bf16dot_probe_ratio_avx512() : 0.0;
   return ratio;
 }
 
@@ -168,8 +167,7 @@ void matmul_bf16dot(Bf16DotIsa isa, const Matrix& w, const float* x, int64_t n, 
   constexpr int64_t kMinMacsPerTask = int64_t{1} << 16;
   const int64_t min_rows = (kMinMacsPerTask + w.cols * n - 1) / std::max<int64_t>(1, w.cols * n);
   const int64_t want_rows = (w.rows + 8 * pool.size() - 1) / (8 * pool.size());
-  const int64_t per_task =
-      std::max<int64_t>({16, (want_rows + 3) / 4 * 4, (min_rows + 3) / 4 * 4});
+  const int64_t per_task = std::max<int64_t>({16, (want_rows + 3) / 4 * 4, (min_rows + 3) / 4 * 4});
   const int64_t n_tasks = (w.rows + per_task - 1) / per_task;
   auto run = avx512 ? detail::bf16dot_rows_avx512 : detail::bf16dot_rows_avx2;
   struct Job {

@@ -29,18 +29,19 @@ inline Pair widen_daz(const uint16_t* p) {
   const __m256i zero = _mm256_setzero_si256();
   __m256i e = _mm256_slli_epi32(v, 16);
   __m256i o = _mm256_and_si256(v, hi);
-  e = _mm256_andnot_si256(_mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(e, expo), zero), mag),
-                          e);
-  o = _mm256_andnot_si256(_mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(o, expo), zero), mag),
-                          o);
+  e = _mm256_andnot_si256(
+      _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(e, expo), zero), mag), e);
+  o = _mm256_andnot_si256(
+      _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(o, expo), zero), mag), o);
   return {_mm256_castsi256_ps(e), _mm256_castsi256_ps(o)};
 }
 
 // Activations: rounded by bf16dot_round, never denormal.
 inline Pair widen(const uint16_t* p) {
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return {_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)),
-          _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))))};
+  return {
+      _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)),
+      _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))))};
 }
 
 inline __m256 ftz(__m256 v) {

@@ -41,8 +41,7 @@ void tile(const Bf16DotArgs& a, int64_t o, int64_t r) {
   const int64_t full = a.cols / 32 * 32;
   auto step = [&](int64_t c, __mmask32 m) {
     __m512bh wv[RW];
-    for (int i = 0; i < RW; ++i)
-      wv[i] = (__m512bh)_mm512_maskz_loadu_epi16(m, wr[i] + c);
+    for (int i = 0; i < RW; ++i) wv[i] = (__m512bh)_mm512_maskz_loadu_epi16(m, wr[i] + c);
     for (int k = 0; k < RX; ++k) {
       // Activation rows are zero-padded to xstride: a full load is safe.
       const __m512bh xv = (__m512bh)_mm512_loadu_si512(xr[k] + c);
