@@ -104,15 +104,16 @@ void bf16dot_round_row_avx512(const float* x, int64_t cols, uint16_t* out) {
 }
 
 // One core's rate of independent vdpbf16ps chains vs independent FMA chains
-// (8 each, enough to cover the latency on current cores), best of 3 rounds of
-// ~0.2 ms. vdpbf16ps does 64 FLOPs per instruction, vfmadd231ps 32.
+// (12 each, as cost/probe_avx512.cpp: enough to cover the latency on current cores), best of 3
+// rounds of ~0.3 ms. vdpbf16ps does 64 FLOPs per instruction, vfmadd231ps 32.
 double bf16dot_probe_ratio_avx512() {
   constexpr int kIters = 20000;
+  constexpr int kChains = 12;
   double best_dot = 1e30, best_fma = 1e30;
   float sink = 0.0f;
   for (int round = 0; round < 3; ++round) {
     {
-      __m512 acc[8];
+      __m512 acc[kChains];
       for (auto& v : acc) v = _mm512_setzero_ps();
       const __m512bh b = (__m512bh)_mm512_set1_epi16(0x3f80);  // 1.0
       const auto t0 = std::chrono::steady_clock::now();
@@ -124,7 +125,7 @@ double bf16dot_probe_ratio_avx512() {
       for (auto& v : acc) sink += _mm512_reduce_add_ps(v);
     }
     {
-      __m512 acc[8];
+      __m512 acc[kChains];
       for (auto& v : acc) v = _mm512_setzero_ps();
       const __m512 b = _mm512_set1_ps(1.0f);
       const auto t0 = std::chrono::steady_clock::now();
