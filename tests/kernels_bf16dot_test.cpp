@@ -4,7 +4,8 @@
 // range (denormals, underflowing and overflowing products included), for any
 // batch size, thread count and row length. Since the AVX-512 kernel is the
 // instruction, its agreement with the reference is what checks that the
-// reference models vdpbf16ps and vcvtne2ps2bf16 exactly.
+// reference models vdpbf16ps and vcvtne2ps2bf16 exactly. Also: no
+// allocation once the workspace has grown, and bad input is an Error.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "alloc_counter.h"
 #include "kernels/dtype.h"
 #include "kernels/matmul_bf16dot.h"
 #include "util/error.h"
@@ -144,6 +146,20 @@ TEST(Bf16Dot, CloseToF32WideningDefinition) {
   matmul_bf16dot_reference(c.m, c.x.data(), n, a.data());
   matmul_reference(c.m, c.x.data(), n, b.data());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 0.25f) << i;
+}
+
+TEST(Bf16Dot, NoAllocationOnceWorkspaceHasGrown) {
+  Case c = make(64, 288, 5, 9, false);
+  std::vector<float> y(static_cast<size_t>(5 * 64));
+  ThreadPool pool(2);
+  MatmulWorkspace ws;
+  for (Bf16DotIsa isa : isas()) {
+    matmul_bf16dot(isa, c.m, c.x.data(), 5, y.data(), pool, ws);
+    const long before = testutil::allocations();
+    matmul_bf16dot(isa, c.m, c.x.data(), 5, y.data(), pool, ws);
+    matmul_bf16dot(isa, c.m, c.x.data(), 1, y.data(), pool, ws);
+    EXPECT_EQ(testutil::allocations(), before);
+  }
 }
 
 TEST(Bf16Dot, BadInputIsAnError) {
