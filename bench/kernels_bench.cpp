@@ -20,6 +20,7 @@
 
 #include "kernels/dtype.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_bf16dot.h"
 #include "kernels/quant_pack.h"
 #include "util/thread_pool.h"
 
@@ -72,6 +73,34 @@ void run(benchmark::State& state, DType t, Shape s, int64_t n, int threads, int 
     } else {
       matmul(static_cast<MatmulIsa>(isa), m, x.data(), n, y.data(), pool, ws);
     }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    if (++k == copies) k = 0;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * one));
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * static_cast<double>(s.rows * s.cols * n) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+
+// The BF16-dot definition (matmul_bf16dot.h) on the same BF16 matrices, for
+// A/B against matmul/<isa>/bf16 and prefill/<isa>/bf16.
+void run_bf16dot(benchmark::State& state, Shape s, int64_t n, int threads, Bf16DotIsa isa,
+                 bool dram) {
+  const size_t one = row_bytes(DType::BF16, s.cols) * static_cast<size_t>(s.rows);
+  const size_t copies = dram ? (kDramBytes + one - 1) / one : 1;
+  const std::vector<uint8_t> w = make_weights(DType::BF16, s.rows, s.cols, copies);
+  std::vector<float> x(static_cast<size_t>(n * s.cols));
+  std::mt19937 rng(2);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (auto& v : x) v = dist(rng);
+  std::vector<float> y(static_cast<size_t>(n * s.rows));
+  ThreadPool pool(threads);
+  MatmulWorkspace ws;
+  size_t k = 0;
+  for (auto _ : state) {
+    const Matrix m{DType::BF16, s.rows, s.cols, w.data() + one * k};
+    matmul_bf16dot(isa, m, x.data(), n, y.data(), pool, ws);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     if (++k == copies) k = 0;
@@ -185,6 +214,28 @@ const bool kRegistered = [] {
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
           }
+        }
+      }
+    }
+  }
+  for (Bf16DotIsa isa : {Bf16DotIsa::kAvx2, Bf16DotIsa::kAvx512}) {
+    if (!bf16dot_isa_supported(isa)) continue;
+    for (Shape s : {Shape{2048, 2048}, Shape{5632, 2048}, Shape{2048, 5632}}) {
+      for (int64_t n : {int64_t{1}, int64_t{64}, int64_t{512}}) {
+        for (int threads : {1, 2}) {
+          const bool dram = n == 1;
+          std::string name = "bf16dot/";
+          name += isa == Bf16DotIsa::kAvx512 ? "avx512" : "avx2";
+          name += "/";
+          name += std::to_string(s.rows) + "x" + std::to_string(s.cols);
+          name += "/n=" + std::to_string(n);
+          name += "/t=" + std::to_string(threads);
+          name += dram ? "/dram" : "/cache";
+          benchmark::RegisterBenchmark(
+              name.c_str(),
+              [=](benchmark::State& st) { run_bf16dot(st, s, n, threads, isa, dram); })
+              ->UseRealTime()
+              ->Unit(benchmark::kMicrosecond);
         }
       }
     }

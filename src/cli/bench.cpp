@@ -257,6 +257,7 @@ int run_bench_command(const BenchOptions& o) {
   EngineOptions eo;
   eo.threads = threads;
   eo.kv_type = parse_kv_type(o.model.kv_type);
+  eo.bf16_dot = kernels::parse_bf16_dot(o.model.bf16_dot.c_str());
   // One sequence at a time (each repetition releases its own), plus the
   // prefilled depth it forks from.
   eo.max_sequences = o.depth > 0 ? 2 : 1;
@@ -336,6 +337,12 @@ int run_bench_command(const BenchOptions& o) {
   }
   std::printf("\n");
   std::printf("kv cache: %s\n", o.model.kv_type.c_str());
+  if (dtype == DType::BF16) {
+    const kernels::Bf16Dot d = kernels::parse_bf16_dot(o.model.bf16_dot.c_str());
+    std::printf("bf16 dot: %s -> %s (vdpbf16ps / fma probe ratio %.2f)\n",
+                kernels::bf16_dot_name(d), kernels::bf16dot_enabled(d) ? "on" : "off",
+                kernels::bf16dot_probe_ratio());
+  }
   print_peaks(peaks, dtype, threads, stdout);
   return 0;
 }

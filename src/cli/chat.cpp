@@ -78,6 +78,7 @@ int run_chat(ChatOpts& o) {
   EngineOptions eo;
   eo.threads = o.model.thread_count();
   eo.kv_type = parse_kv_type(o.model.kv_type);
+  eo.bf16_dot = kernels::parse_bf16_dot(o.model.bf16_dot.c_str());
   eo.max_sequences = std::max<int64_t>(cfg.num_beams, cfg.num_return_sequences) * 2 + 1;
   Engine engine(m.model, eo);
 

@@ -19,9 +19,11 @@ struct ModelOptions {
   int threads = 0;              // 0 = all hardware threads
   std::string quantize;         // convert matrices at load time: q8_0, q4_0, f16, bf16
   std::string kv_type = "f32";  // KV cache element type (commands that run the engine)
+  // BF16 weights' reduction definition: auto, on, off (kernels/matmul_bf16dot.h).
+  std::string bf16_dot = "auto";
 
   void add_to(CLI::App* app);
-  // --kv-type, for the commands that build an Engine.
+  // --kv-type and --bf16-dot, for the commands that build an Engine.
   void add_kv_type_to(CLI::App* app);
   std::string model_path() const;  // resolves the default
   int thread_count() const;

@@ -28,6 +28,12 @@ void ModelOptions::add_kv_type_to(CLI::App* app) {
   app->add_option("--kv-type", kv_type,
                   "element type of the KV cache: f32 (default), f16 or q8_0 (attention reads it "
                   "as stored; see docs/ARCHITECTURE.md for the accuracy each costs)");
+  // Beside --kv-type: every command that runs the engine takes both.
+  app->add_option("--bf16-dot", bf16_dot,
+                  "BF16 weights through the BF16 dot product (activations rounded to BF16): "
+                  "auto (default: only where this CPU's vdpbf16ps outruns its F32 FMA), on "
+                  "(AVX2 emulation without AVX512_BF16), off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
 }
 
 std::string ModelOptions::model_path() const {

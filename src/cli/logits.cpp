@@ -97,6 +97,7 @@ Command add_logits(CLI::App& app) {
         EngineOptions eo;
         eo.threads = o->model.thread_count();
         eo.kv_type = parse_kv_type(o->model.kv_type);
+        eo.bf16_dot = kernels::parse_bf16_dot(o->model.bf16_dot.c_str());
         eo.max_sequences = 1;
         Engine engine(m.model, eo);
         std::vector<float> logits;

@@ -21,7 +21,8 @@ Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
               : std::max<int64_t>(1, options.max_sequences) *
                     ((context_length_ + options.kv_block_size - 1) / options.kv_block_size),
           options.kv_type}),
-      rope_(model_->config(), context_length_) {
+      rope_(model_->config(), context_length_),
+      bf16_dot_(kernels::bf16dot_enabled(options.bf16_dot)) {
   check(options.kv_block_size > 0 && options.kv_block_size <= 256,
         "kv block size must be in [1, 256]");
   check(options.kv_type == DType::F32 ||
@@ -51,7 +52,11 @@ void Engine::ensure_scratch(int64_t n) {
 }
 
 void Engine::matmul(const kernels::Matrix& w, const float* x, int64_t n, float* y) {
-  kernels::matmul(w, x, n, y, pool_, ws_);
+  if (bf16_dot_ && w.type == DType::BF16) {
+    kernels::matmul_bf16dot(w, x, n, y, pool_, ws_);
+  } else {
+    kernels::matmul(w, x, n, y, pool_, ws_);
+  }
   counters_.matmul_flops += 2 * n * w.rows * w.cols;
   counters_.weight_bytes += static_cast<int64_t>(row_bytes(w.type, w.cols)) * w.rows;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "kernels/matmul_bf16dot.h"
 #include "kernels/ops.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
@@ -24,6 +25,9 @@ struct EngineOptions {
   int64_t kv_blocks = 0;       // KV pool size in blocks; 0 = max_sequences × context
   // Element type of the KV cache: F32, F16 or Q8_0 (kv/kv_cache.h).
   DType kv_type = DType::F32;
+  // Reduction definition for BF16 weight matrices (kernels/matmul_bf16dot.h):
+  // auto = the BF16 dot product only where it outruns F32 FMA on this CPU.
+  kernels::Bf16Dot bf16_dot = kernels::Bf16Dot::kAuto;
 };
 
 // Work the kernels executed, counted per op as they run. Same conventions as
@@ -100,6 +104,7 @@ class Engine {
   KvCache kv_;
   kernels::RopeTable rope_;
   kernels::MatmulWorkspace ws_;
+  bool bf16_dot_ = false;  // EngineOptions::bf16_dot, resolved once
   OpCounters counters_;
   ActivationObserver* observer_ = nullptr;
   Batch scratch_batch_;
