@@ -172,6 +172,7 @@ TEST(Scheduler, SameTokensAloneAndAmongOthers) {
   serve::SchedulerOptions so;
   so.max_running = 16;
   so.step_tokens = 24;  // forces chunked prefill of the longer prompts
+  so.prefill_time_share = 0.0;  // fixed chunks: the same steps on every machine
   const BatchedRun run = batched_run(reqs, testutil::engine_options(2, 64), so);
   expect_same(solo, run, reqs);
   EXPECT_GT(run.metrics.prefix_cache_hits_total, 0);  // the shared prefix was reused
@@ -185,6 +186,7 @@ TEST(Scheduler, SameTokensUnderPreemption) {
   serve::SchedulerOptions so;
   so.max_running = 16;
   so.step_tokens = 64;
+  so.prefill_time_share = 0.0;  // whole 64-row chunks: the pool must run short
   EngineOptions eo = testutil::engine_options(1, 1);
   eo.kv_blocks = 24;  // far too small for 16 at once
   const BatchedRun run = batched_run(reqs, eo, so, 1);
@@ -200,6 +202,7 @@ TEST(Scheduler, SameTokensWithoutPrefixCache) {
   so.prefix_cache = false;
   so.max_running = 5;
   so.step_tokens = 7;
+  so.prefill_time_share = 0.0;
   const BatchedRun run = batched_run(reqs, testutil::engine_options(2, 32), so);
   expect_same(solo, run, reqs);
   EXPECT_EQ(run.metrics.prefix_cache_hits_total, 0);
