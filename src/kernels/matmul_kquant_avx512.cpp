@@ -8,7 +8,9 @@
 // GCC 12's AVX-512 intrinsic headers start some results from
 // _mm512_undefined_*(), which trips -Wuninitialized after inlining.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__  // a GCC-only warning group
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>
