@@ -27,7 +27,9 @@ struct EngineOptions {
   DType kv_type = DType::F32;
   // Reduction definition for BF16 weight matrices (kernels/matmul_bf16dot.h):
   // auto = the BF16 dot product only where it outruns F32 FMA on this CPU.
-  kernels::Bf16Dot bf16_dot = kernels::Bf16Dot::kAuto;
+  // Off by default: a timing probe must not change results from one machine
+  // (or one load) to the next; `auto` is opt-in.
+  kernels::Bf16Dot bf16_dot = kernels::Bf16Dot::kOff;
 };
 
 // Work the kernels executed, counted per op as they run. Same conventions as
