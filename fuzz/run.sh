@@ -23,7 +23,10 @@ for t in "${targets[@]}"; do
   mkdir -p "$build/fuzz-corpus/$t"
   dirs=("$build/fuzz-corpus/$t")
   for d in "$build/fuzz-seeds/$t" "tests/data/fuzz/$t"; do [ -d "$d" ] && dirs+=("$d"); done
-  flags=(-max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048
+  # -timeout: the slowest legitimate input (printing a hostile Jinja value up
+  # to its 16 MiB bound, tests/data/fuzz/jinja/shared_list_print_blowup) takes
+  # ~5 s under the coverage instrumentation; 30 s leaves a loaded CI machine room.
+  flags=(-max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=2048
          -artifact_prefix="$build/fuzz-artifacts/$t-")
   [ -n "${dict[$t]:-}" ] && flags+=(-dict="fuzz/dict/${dict[$t]}.dict")
   echo "== fuzz_$t for ${seconds}s"

@@ -27,7 +27,7 @@ struct Stmt;
 
 // Limits that keep hostile templates bounded in time, memory and stack.
 inline constexpr int kMaxCallDepth = 64;                     // nested macro calls
-inline constexpr size_t kMaxOutputBytes = size_t{64} << 20;  // rendered text
+inline constexpr size_t kMaxOutputBytes = size_t{16} << 20;  // rendered text
 inline constexpr int64_t kMaxRangeLength = 1'000'000;        // range() result
 
 class Template {

@@ -16,8 +16,10 @@ struct Options {
   // Keep a single trailing newline of the template (Jinja drops it by default).
   bool keep_trailing_newline = false;
   // Bound on loop iterations (all loops of one render together), so that a
-  // hostile template cannot spin for hours.
-  int64_t max_loop_iterations = 10'000'000;
+  // hostile template cannot spin for hours. Real templates walk the messages
+  // and tools a few times; 10^6 covers a 10^5-message conversation and costs
+  // under a second of interpreter time.
+  int64_t max_loop_iterations = 1'000'000;
 };
 
 enum class TokenType { Name, String, Int, Float, Op };

@@ -157,10 +157,12 @@ std::string format_float(double d) {
   return out;
 }
 
-static std::string py_repr_string(const std::string& s) {
+// Appends Python's repr of s to out (no temporary: printing a list of many
+// strings then costs one buffer).
+static void py_repr_string_into(const std::string& s, std::string& out) {
   // Python picks single quotes unless the string has ' and no ".
   char q = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
-  std::string out(1, q);
+  out += q;
   for (unsigned char c : s) {
     if (c == static_cast<unsigned char>(q) || c == '\\') {
       out += '\\';
@@ -180,6 +182,11 @@ static std::string py_repr_string(const std::string& s) {
     }
   }
   out += q;
+}
+
+static std::string py_repr_string(const std::string& s) {
+  std::string out;
+  py_repr_string_into(s, out);
   return out;
 }
 
@@ -210,12 +217,19 @@ void repr_into(const Value& v, std::string& out) {
     for (const auto& [k, x] : v.as_dict()) {
       if (!first) out += ", ";
       first = false;
-      out += py_repr_string(k);
+      py_repr_string_into(k, out);
       out += ": ";
       repr_into(x, out);
       check_print_size(out);
     }
     out += '}';
+  } else if (v.is_int()) {
+    // The leaves of a hostile shared list are mostly ints: no temporary.
+    char b[24];
+    const auto r = std::to_chars(b, b + sizeof b, v.as_int());
+    out.append(b, r.ptr);
+  } else if (v.is_string()) {
+    py_repr_string_into(v.as_string(), out);
   } else {
     out += v.repr();
   }

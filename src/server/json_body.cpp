@@ -81,8 +81,10 @@ nlohmann::json parse_json_body(std::string_view body, const BodyLimits& limits) 
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.what() is "[json.exception.parse_error.101] parse error at line 1, ...".
+  } catch (const nlohmann::json::exception& e) {
+    // Not only parse_error: a number beyond double's range (1e400) is an
+    // out_of_range (406). e.what() is "[json.exception.parse_error.101] parse
+    // error at line 1, ...".
     std::string msg = e.what();
     const size_t at = msg.find("] ");
     if (at != std::string::npos) msg = msg.substr(at + 2);
