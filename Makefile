@@ -51,7 +51,7 @@ configure-sanitize: deps-clang
 	@[ -f $(SAN_BUILD)/CMakeCache.txt ] || cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Release \
 	  -DNUCLEUS_WERROR=ON -DCMAKE_CXX_COMPILER=clang++-14 -DNUCLEUS_FUZZ=ON
 
-test-sanitize: configure-sanitize
+test-sanitize: configure-sanitize client-deps
 	cmake --build $(SAN_BUILD) -j$(JOBS)
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j$(JOBS)

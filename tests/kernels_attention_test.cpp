@@ -140,6 +140,60 @@ TEST(Attention, GroupedPassEqualsPerHeadBitForBit) {
   }
 }
 
+// The value sums through AVX-512 (16 output dimensions per register) must
+// give the AVX2 path's bits: lanes are output dimensions, and each lane does
+// the same operations in the same order.
+TEST(Attention, Avx512ValueSumsEqualAvx2BitForBit) {
+  if (!attention_avx512_default()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const int64_t block = 16;
+  for (const Case& c : {Case{8, 2, 64, 1}, Case{8, 2, 64, 31}, Case{8, 2, 64, 33},
+                        Case{4, 1, 128, 300}, Case{6, 3, 48, 77}, Case{4, 2, 80, 65}}) {
+    const Inputs in = random_inputs(c, block, 11, 1.5f);
+    AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, block};
+    std::vector<float> wide(in.q.size(), -1.0f), narrow(in.q.size(), -2.0f);
+    for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh) {
+      shape.avx512 = true;
+      attention_kv_group(shape, in.q.data(), in.kp, in.vp, c.positions, kvh, wide.data());
+      shape.avx512 = false;
+      attention_kv_group(shape, in.q.data(), in.kp, in.vp, c.positions, kvh, narrow.data());
+    }
+    ASSERT_EQ(0, std::memcmp(wide.data(), narrow.data(), in.q.size() * sizeof(float)))
+        << "hd " << c.head_dim << " positions " << c.positions;
+  }
+}
+
+// The online softmax steps over chunks of positions, not KV blocks, so the
+// same rows paged into blocks of any size give the same bits.
+TEST(Attention, ResultDoesNotDependOnTheKvBlockSize) {
+  const Case c{8, 2, 64, 150};
+  const Inputs ref = random_inputs(c, c.positions, 5, 1.5f);  // one block holds every row
+  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+  std::vector<float> expect(ref.q.size());
+  for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh)
+    attention_kv_group(AttentionShape{c.n_heads, c.n_kv_heads, c.head_dim, c.positions},
+                       ref.q.data(), ref.kp, ref.vp, c.positions, kvh, expect.data());
+  for (int64_t block : {1, 7, 16, 48}) {
+    const int64_t nb = (c.positions + block - 1) / block;
+    std::vector<std::vector<float>> k(nb, std::vector<float>(block * kv_dim)), v = k;
+    std::vector<const float*> kp, vp;
+    for (int64_t p = 0; p < c.positions; ++p)
+      for (int64_t e = 0; e < kv_dim; ++e) {
+        k[p / block][(p % block) * kv_dim + e] = ref.k[0][p * kv_dim + e];
+        v[p / block][(p % block) * kv_dim + e] = ref.v[0][p * kv_dim + e];
+      }
+    for (int64_t b = 0; b < nb; ++b) {
+      kp.push_back(k[b].data());
+      vp.push_back(v[b].data());
+    }
+    std::vector<float> got(ref.q.size(), -1.0f);
+    for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh)
+      attention_kv_group(AttentionShape{c.n_heads, c.n_kv_heads, c.head_dim, block}, ref.q.data(),
+                         kp, vp, c.positions, kvh, got.data());
+    ASSERT_EQ(0, std::memcmp(got.data(), expect.data(), got.size() * sizeof(float)))
+        << "block " << block;
+  }
+}
+
 // KV blocks stored as F16 / Q8_0: the same rows converted with the scalar
 // dtype.cpp conversions (ggml-exact), and those converted back to floats with
 // dequantize_row() — the reference the attention's own vector conversion must

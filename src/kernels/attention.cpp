@@ -7,8 +7,10 @@
 #include <limits>
 #include <string>
 
+#include "kernels/attention_isa.h"
 #include "kernels/dtype.h"
 #include "kernels/vec_math.h"
+#include "util/cpu_features.h"
 #include "util/error.h"
 
 namespace nucleus::kernels {
@@ -41,16 +43,15 @@ inline float dot(const float* q, const float* k, int64_t n) {
 // 8): eight independent FMA chains, then hsum8's tree — lanes i + (i+4),
 // then pairs (0,2),(1,3), then (0)+(1) — done for all eight keys together by
 // a transpose, leaving the eight scores in one register.
-inline __m256 dot8(const float* q, const float* k, int64_t stride, int64_t n) {
+inline __m256 dot8(const float* q, const float* const* k, int64_t n) {
   __m256 a[8];
   __m256 qv = _mm256_loadu_ps(q);
 #pragma GCC unroll 8
-  for (int t = 0; t < 8; ++t) a[t] = _mm256_mul_ps(qv, _mm256_loadu_ps(k + t * stride));
+  for (int t = 0; t < 8; ++t) a[t] = _mm256_mul_ps(qv, _mm256_loadu_ps(k[t]));
   for (int64_t d = 8; d < n; d += 8) {
     qv = _mm256_loadu_ps(q + d);
 #pragma GCC unroll 8
-    for (int t = 0; t < 8; ++t)
-      a[t] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + t * stride + d), a[t]);
+    for (int t = 0; t < 8; ++t) a[t] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[t] + d), a[t]);
   }
   // b[t] = [key t: l0+l4, l1+l5, l2+l6, l3+l7 | key t+4: the same].
   __m256 b[4];
@@ -72,7 +73,7 @@ inline __m256 dot8(const float* q, const float* k, int64_t stride, int64_t n) {
 // waits on. The split depends only on the position, so a row gets the same
 // bits in prefill and decode.
 template <int W>
-inline void accumulate_values(float* out, const float* probs, const float* vb, int64_t kv_dim,
+inline void accumulate_values(float* out, const float* probs, const float* const* v, int64_t d0,
                               int64_t n, float correction) {
   __m256 even[W], odd[W];
   const __m256 cv = _mm256_set1_ps(correction);
@@ -85,8 +86,8 @@ inline void accumulate_values(float* out, const float* probs, const float* vb, i
   for (; j + 2 <= n; j += 2) {
     const __m256 p0 = _mm256_set1_ps(probs[j]);
     const __m256 p1 = _mm256_set1_ps(probs[j + 1]);
-    const float* v0 = vb + j * kv_dim;
-    const float* v1 = v0 + kv_dim;
+    const float* v0 = v[j] + d0;
+    const float* v1 = v[j + 1] + d0;
 #pragma GCC unroll 8
     for (int t = 0; t < W; ++t) {
       even[t] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * t), even[t]);
@@ -95,7 +96,7 @@ inline void accumulate_values(float* out, const float* probs, const float* vb, i
   }
   if (j < n) {
     const __m256 p0 = _mm256_set1_ps(probs[j]);
-    const float* v0 = vb + j * kv_dim;
+    const float* v0 = v[j] + d0;
 #pragma GCC unroll 8
     for (int t = 0; t < W; ++t) even[t] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * t), even[t]);
   }
@@ -108,6 +109,12 @@ inline void accumulate_values(float* out, const float* probs, const float* vb, i
 namespace {
 
 constexpr int64_t kMaxBlock = 256;
+// Positions per online-softmax step. A group's heads pass over the chunk's
+// keys, then its values, which must stay in L1 meanwhile: F32 rows are read
+// in place, where one head's 256-byte slices of 1 KiB rows (TinyLlama) fall
+// into a quarter of L1's sets, so 32 rows is what fits; 16-position steps
+// spent as long on the per-step softmax work as on the dot products.
+constexpr int64_t kChunk = 32;
 
 void check_shape(const AttentionShape& shape) {
   if (shape.block_size <= 0 || shape.block_size > kMaxBlock)
@@ -121,21 +128,30 @@ struct HeadState {
   float denom = 0.0f;
 };
 
-// Folds one KV block (n positions; kb/vb point at this KV head's slice of
-// its first position, rows kv_dim apart) into one head's state and output.
-// Every head does exactly these operations whoever calls it, so a head's
-// result does not depend on which other heads share the pass.
-void attend_block(const float* q_head, const float* kb, const float* vb, int64_t n, int64_t hd,
-                  int64_t kv_dim, float scale, HeadState& st, float* out_head) {
-  alignas(32) float scores[kMaxBlock];
-  alignas(32) float probs[kMaxBlock];
-  const bool vec = hd % 8 == 0;
+// One head's share of a chunk of n positions (k[j] / v[j]: this KV head's
+// slice of position j's key / value), in three steps that attend_heads runs
+// for every head of the group in turn — all scores, then all softmax steps,
+// then all value sums — so that only the chunk's keys, then only its
+// values, need to stay in L1 while the group's heads pass over them. Every
+// head does exactly these operations whoever calls it, so a head's result
+// does not depend on which other heads share the pass.
+
+// scores[j] = q·k[j].
+void head_scores(const float* q_head, const float* const* k, int64_t n, int64_t hd,
+                 float* scores) {
   int64_t j = 0;
-  if (vec) {
-    for (; j + 8 <= n; j += 8)
-      _mm256_store_ps(scores + j, dot8(q_head, kb + j * kv_dim, kv_dim, hd));
+  if (hd % 8 == 0) {
+    for (; j + 8 <= n; j += 8) _mm256_store_ps(scores + j, dot8(q_head, k + j, hd));
   }
-  for (; j < n; ++j) scores[j] = dot(q_head, kb + j * kv_dim, hd);
+  for (; j < n; ++j) scores[j] = dot(q_head, k[j], hd);
+}
+
+// The online-softmax step: scales the scores, folds the chunk's maximum into
+// the head's state, writes probs[j] = exp(score_j - max) and adds their sum
+// to the rescaled denominator. Returns the factor that rescales what the
+// head accumulated so far.
+float head_softmax(float* scores, int64_t n, float scale, HeadState& st, float* probs) {
+  int64_t j = 0;
   // Max is exact, so lanes may find it in any order.
   __m256 vmax = _mm256_set1_ps(st.running_max);
   const __m256 sv = _mm256_set1_ps(scale);
@@ -154,7 +170,7 @@ void attend_block(const float* q_head, const float* kb, const float* vb, int64_t
     scores[j] *= scale;
     block_max = std::max(block_max, scores[j]);
   }
-  // Rescale what was accumulated so far to the new maximum, once per block.
+  // Rescale what was accumulated so far to the new maximum, once per chunk.
   const float correction = std::exp(st.running_max - block_max);
   st.denom *= correction;
   const __m256 mx = _mm256_set1_ps(block_max);
@@ -167,10 +183,10 @@ void attend_block(const float* q_head, const float* kb, const float* vb, int64_t
     _mm256_store_ps(tail, e);
     for (int64_t t = j; t < n; ++t) probs[t] = tail[t - j];
   }
-  // The block's probabilities summed as 8 lane sums (positions j ≡ lane
+  // The chunk's probabilities summed as 8 lane sums (positions j ≡ lane
   // mod 8) and hsum8's tree, then the tail in order, then added to the
   // rescaled denominator: a fixed order by position, without a serial chain
-  // of block_size dependent adds per head.
+  // of dependent adds per head.
   {
     __m256 acc = _mm256_setzero_ps();
     for (j = 0; j + 8 <= n; j += 8) acc = _mm256_add_ps(acc, _mm256_load_ps(probs + j));
@@ -178,24 +194,31 @@ void attend_block(const float* q_head, const float* kb, const float* vb, int64_t
     for (; j < n; ++j) block_sum += probs[j];
     st.denom += block_sum;
   }
-  if (vec) {
-    // 32 output values at a time stay in registers while the block's values pass.
+  st.running_max = block_max;
+  return correction;
+}
+
+// out = out·correction + Σ_j probs[j]·v[j].
+void head_values(float* out_head, const float* probs, const float* const* v, int64_t n, int64_t hd,
+                 float correction, bool avx512) {
+  if (avx512 && hd % 16 == 0) {
+    detail::accumulate_values_avx512(out_head, probs, v, hd, n, correction);
+  } else if (hd % 8 == 0) {
+    // 32 output values at a time stay in registers while the chunk's values pass.
     int64_t d0 = 0;
     for (; d0 + 32 <= hd; d0 += 32)
-      accumulate_values<4>(out_head + d0, probs, vb + d0, kv_dim, n, correction);
-    for (; d0 < hd; d0 += 8)
-      accumulate_values<1>(out_head + d0, probs, vb + d0, kv_dim, n, correction);
+      accumulate_values<4>(out_head + d0, probs, v, d0, n, correction);
+    for (; d0 < hd; d0 += 8) accumulate_values<1>(out_head + d0, probs, v, d0, n, correction);
   } else {
     for (int64_t d = 0; d < hd; ++d) {
       float even = out_head[d] * correction, odd = 0.0f;
-      for (j = 0; j < n; ++j) {
+      for (int64_t j = 0; j < n; ++j) {
         float& acc = j % 2 == 0 ? even : odd;
-        acc = std::fma(probs[j], vb[j * kv_dim + d], acc);
+        acc = std::fma(probs[j], v[j][d], acc);
       }
       out_head[d] = even + odd;
     }
   }
-  st.running_max = block_max;
 }
 
 void finish(const HeadState& st, int64_t hd, float* out_head) {
@@ -203,39 +226,32 @@ void finish(const HeadState& st, int64_t hd, float* out_head) {
   for (int64_t d = 0; d < hd; ++d) out_head[d] *= inv;
 }
 
-// One KV head's slice of n stored rows as f32: a pointer to the slice and
-// the distance between its rows in floats. F32 rows are read in place; F16
-// and Q8_0 rows are converted into `scratch` (n × hd floats, rows hd apart).
-// The conversion is exact, so the values equal dequantize_row()'s, lane by
-// lane, whatever the vector width.
-struct Slice {
-  const float* data;
-  int64_t stride;
-};
-
-Slice kv_slice(DType type, const void* block, int64_t n, int64_t kv_dim, int64_t first, int64_t hd,
-               float* scratch) {
-  if (type == DType::F32) return {static_cast<const float*>(block) + first, kv_dim};
+// Converts one KV head's slice of n stored F16 or Q8_0 rows (starting at `rows`, rows
+// kv_dim elements apart) to f32 at dst, rows hd apart. The conversion is
+// exact (an f16 value, or an int8 times an f16 scale, is a float), so the
+// values equal dequantize_row()'s, lane by lane, whatever the vector width.
+void convert_rows(DType type, const void* rows, int64_t n, int64_t kv_dim, int64_t first,
+                  int64_t hd, float* dst) {
   if (type == DType::F16) {
-    const auto* src = static_cast<const uint16_t*>(block) + first;
+    const auto* src = static_cast<const uint16_t*>(rows) + first;
     for (int64_t j = 0; j < n; ++j) {
       const uint16_t* r = src + j * kv_dim;
-      float* o = scratch + j * hd;
+      float* o = dst + j * hd;
       int64_t d = 0;
       for (; d + 8 <= hd; d += 8)
         _mm256_storeu_ps(o + d,
                          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + d))));
       for (; d < hd; ++d) o[d] = fp16_to_fp32(r[d]);
     }
-    return {scratch, hd};
+    return;
   }
   // Q8_0: element e of a row lives in block e / 32 (34 bytes: f16 scale, 32
   // int8). A run of 8 elements starting at a multiple of 8 stays in one block.
-  const auto* rows = static_cast<const BlockQ8_0*>(block);
+  const auto* blocks = static_cast<const BlockQ8_0*>(rows);
   const int64_t blocks_per_row = kv_dim / kQBlock;
   for (int64_t j = 0; j < n; ++j) {
-    const BlockQ8_0* r = rows + j * blocks_per_row;
-    float* o = scratch + j * hd;
+    const BlockQ8_0* r = blocks + j * blocks_per_row;
+    float* o = dst + j * hd;
     int64_t d = 0;
     const int64_t e0 = first;
     if (e0 % 8 == 0) {
@@ -255,7 +271,69 @@ Slice kv_slice(DType type, const void* block, int64_t n, int64_t kv_dim, int64_t
       o[d] = static_cast<float>(b.qs[e % kQBlock]) * fp16_to_fp32(b.d);
     }
   }
-  return {scratch, hd};
+}
+
+// The byte range [begin, end) a KV head's slice covers within a stored row
+// (Q8_0: the whole 34-byte blocks that hold it).
+struct ByteRange {
+  size_t begin, end;
+};
+ByteRange slice_bytes(DType type, int64_t first, int64_t hd) {
+  if (type == DType::Q8_0)
+    return {static_cast<size_t>(first / kQBlock) * sizeof(BlockQ8_0),
+            static_cast<size_t>((first + hd + kQBlock - 1) / kQBlock) * sizeof(BlockQ8_0)};
+  const size_t es = type == DType::F16 ? 2 : 4;
+  return {static_cast<size_t>(first) * es, static_cast<size_t>(first + hd) * es};
+}
+
+// Calls f(rows, count, j) for each run of positions [p0, p0 + m) that lies
+// in one KV block: `rows` is the stored row of position p0 + j. A chunk may
+// start and end inside a block; its rows are found by position, so the
+// chunking is independent of the KV block size.
+template <class Ptr, class F>
+void for_each_run(std::span<Ptr const> blocks, int64_t block_size, size_t row, int64_t p0,
+                  int64_t m, F&& f) {
+  for (int64_t p = p0; p < p0 + m;) {
+    const int64_t bi = p / block_size, off = p % block_size;
+    const int64_t cnt = std::min(block_size - off, p0 + m - p);
+    f(reinterpret_cast<const char*>(blocks[static_cast<size_t>(bi)]) +
+          static_cast<size_t>(off) * row,
+      cnt, p - p0);
+    p += cnt;
+  }
+}
+
+// Points out[j] at the f32 slice of KV head `first / hd` for position p0 + j:
+// in place for F32 rows, else converted into scratch (m rows of hd floats).
+template <class Ptr>
+void gather_chunk(DType type, std::span<Ptr const> blocks, int64_t block_size, int64_t p0,
+                  int64_t m, int64_t kv_dim, int64_t first, int64_t hd, float* scratch,
+                  const float** out) {
+  for_each_run(blocks, block_size, row_bytes(type, kv_dim), p0, m,
+               [&](const char* rows, int64_t cnt, int64_t j0) {
+                 if (type == DType::F32) {
+                   const float* r = reinterpret_cast<const float*>(rows) + first;
+                   for (int64_t j = 0; j < cnt; ++j) out[j0 + j] = r + j * kv_dim;
+                   return;
+                 }
+                 float* dst = scratch + j0 * hd;
+                 convert_rows(type, rows, cnt, kv_dim, first, hd, dst);
+                 for (int64_t j = 0; j < cnt; ++j) out[j0 + j] = dst + j * hd;
+               });
+}
+
+// Asks for the slice's cache lines of positions [p0, p0 + m), into L2 (L1
+// holds the chunk being computed). Prefetching changes no value.
+template <class Ptr>
+void prefetch_chunk(DType type, std::span<Ptr const> blocks, int64_t block_size, int64_t p0,
+                    int64_t m, int64_t kv_dim, int64_t first, int64_t hd) {
+  const size_t row = row_bytes(type, kv_dim);
+  const ByteRange br = slice_bytes(type, first, hd);
+  for_each_run(blocks, block_size, row, p0, m, [&](const char* rows, int64_t cnt, int64_t) {
+    for (int64_t j = 0; j < cnt; ++j)
+      for (size_t b = br.begin & ~size_t{63}; b < br.end; b += 64)
+        _mm_prefetch(rows + static_cast<size_t>(j) * row + b, _MM_HINT_T1);
+  });
 }
 
 void check_kv_type(const AttentionShape& shape) {
@@ -292,24 +370,52 @@ void attend_heads(const AttentionShape& shape, const float* q, std::span<Ptr con
     throw Error("attention: block table shorter than the positions it must cover");
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   HeadState st[kMaxGroup];
-  // Only F16/Q8_0 blocks are converted into these; F32 ones are read in place.
-  // Untouched (so costing nothing) when the blocks are F32.
-  alignas(32) float kscratch[kAttentionScratchFloats];
-  alignas(32) float vscratch[kAttentionScratchFloats];
+  // The online softmax steps over chunks of `chunk` positions (aligned to
+  // position 0, so a row gets the same chunks in prefill and decode, whatever
+  // the KV block size): one max, one rescale and one exp pass per chunk and
+  // head, over K/V rows gathered (converted when not F32) into contiguous
+  // scratch once for every head of the group. While a chunk is computed the
+  // next one is prefetched: its rows are strided (one head's slice of each
+  // row) and end at every block, which the hardware prefetchers follow badly.
+  const int64_t chunk = std::min<int64_t>(kChunk, kAttentionScratchFloats / hd / 8 * 8);
+  if (chunk < 8)
+    throw Error("attention: head_dim " + std::to_string(hd) + " exceeds " +
+                std::to_string(kAttentionScratchFloats / 8));
+  alignas(64) float kscratch[kAttentionScratchFloats];
+  alignas(64) float vscratch[kAttentionScratchFloats];
+  const float* krows[kChunk];
+  const float* vrows[kChunk];
+  alignas(32) float scores[kMaxGroup * kChunk];
+  alignas(32) float probs[kMaxGroup * kChunk];
+  float correction[kMaxGroup];
   for (int64_t d = 0; d < count * hd; ++d) out[d] = 0.0f;
-  for (int64_t b0 = 0, bi = 0; b0 < n_positions; b0 += shape.block_size, ++bi) {
-    const int64_t n = std::min(shape.block_size, n_positions - b0);
-    const Slice k = kv_slice(shape.kv_type, key_blocks[static_cast<size_t>(bi)], n, kv_dim,
-                             kv_head * hd, hd, kscratch);
-    const Slice v = kv_slice(shape.kv_type, value_blocks[static_cast<size_t>(bi)], n, kv_dim,
-                             kv_head * hd, hd, vscratch);
+  const int64_t first = kv_head * hd;
+  const DType t = shape.kv_type;
+  const int64_t bs = shape.block_size;
+  for (int64_t c0 = 0; c0 < n_positions; c0 += chunk) {
+    const int64_t m = std::min(chunk, n_positions - c0);
+    gather_chunk(t, key_blocks, bs, c0, m, kv_dim, first, hd, kscratch, krows);
+    gather_chunk(t, value_blocks, bs, c0, m, kv_dim, first, hd, vscratch, vrows);
+    if (c0 + m < n_positions) {
+      const int64_t mn = std::min(chunk, n_positions - c0 - m);
+      prefetch_chunk(t, key_blocks, bs, c0 + m, mn, kv_dim, first, hd);
+      prefetch_chunk(t, value_blocks, bs, c0 + m, mn, kv_dim, first, hd);
+    }
+    for (int64_t g = 0; g < count; ++g) head_scores(q + g * hd, krows, m, hd, scores + g * chunk);
     for (int64_t g = 0; g < count; ++g)
-      attend_block(q + g * hd, k.data, v.data, n, hd, k.stride, scale, st[g], out + g * hd);
+      correction[g] = head_softmax(scores + g * chunk, m, scale, st[g], probs + g * chunk);
+    for (int64_t g = 0; g < count; ++g)
+      head_values(out + g * hd, probs + g * chunk, vrows, m, hd, correction[g], shape.avx512);
   }
   for (int64_t g = 0; g < count; ++g) finish(st[g], hd, out + g * hd);
 }
 
 }  // namespace
+
+bool attention_avx512_default() {
+  static const bool on = cpu_features().has_avx512_core();
+  return on;
+}
 
 void attention_head(const AttentionShape& shape, const float* q_head,
                     std::span<const void* const> key_blocks,

@@ -10,6 +10,9 @@
 
 namespace nucleus::kernels {
 
+// True when this CPU has AVX-512 (and NUCLEUS_NO_AVX512 is not set).
+bool attention_avx512_default();
+
 struct AttentionShape {
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
@@ -18,10 +21,14 @@ struct AttentionShape {
   // Element type of the stored K/V rows: F32, F16 or Q8_0 (ggml blocks of 32
   // along the row of n_kv_heads*head_dim elements). F16/Q8_0 rows are
   // converted to f32 exactly (an f16 value, or an int8 times an f16 scale, is
-  // a float) once per block for a KV head, into a scratch on the stack, and
+  // a float) once per chunk of positions for a KV head, into a scratch on the stack, and
   // then run through the f32 arithmetic: the result is bit-identical to F32
   // attention over the converted values, whichever pass reads them.
   DType kv_type = DType::F32;
+  // The value accumulation through AVX-512 where the CPU has it (and
+  // head_dim is a multiple of 16). The same bits either way (lanes are
+  // output dimensions); tests turn it off to check that.
+  bool avx512 = attention_avx512_default();
 };
 
 // Largest block_size × head_dim an F16/Q8_0 cache may use (the per-block
