@@ -373,8 +373,9 @@ void attend_heads(const AttentionShape& shape, const float* q, std::span<Ptr con
   // The online softmax steps over chunks of `chunk` positions (aligned to
   // position 0, so a row gets the same chunks in prefill and decode, whatever
   // the KV block size): one max, one rescale and one exp pass per chunk and
-  // head, over K/V rows gathered (converted when not F32) into contiguous
-  // scratch once for every head of the group. While a chunk is computed the
+  // head, over K/V row pointers gathered once for every head of the group
+  // (F32 rows in place, F16/Q8_0 rows converted into scratch, rows hd
+  // apart). While a chunk is computed the
   // next one is prefetched: its rows are strided (one head's slice of each
   // row) and end at every block, which the hardware prefetchers follow badly.
   const int64_t chunk = std::min<int64_t>(kChunk, kAttentionScratchFloats / hd / 8 * 8);

@@ -94,16 +94,11 @@ AlignedBytes aligned_bytes(size_t n) {
   // they are first written; where THP is off (or madvise fails) they stay on
   // normal pages, which only costs the TLB misses.
   constexpr size_t kHuge = size_t{2} << 20;
-  if (n >= kHuge) {
-    const size_t rounded = (n + kHuge - 1) / kHuge * kHuge;
-    void* p = std::aligned_alloc(kHuge, rounded);
-    if (p == nullptr) throw Error("pack: out of memory for " + std::to_string(n) + " bytes");
-    (void)::madvise(p, rounded, MADV_HUGEPAGE);
-    return AlignedBytes(static_cast<uint8_t*>(p));
-  }
-  const size_t rounded = (n + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  const size_t align = n >= kHuge ? kHuge : 64;
+  const size_t rounded = n == 0 ? align : (n + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, rounded);
   if (p == nullptr) throw Error("pack: out of memory for " + std::to_string(n) + " bytes");
+  if (align == kHuge) (void)::madvise(p, rounded, MADV_HUGEPAGE);
   return AlignedBytes(static_cast<uint8_t*>(p));
 }
 
