@@ -16,6 +16,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/dtype.h"
+#include "kernels/kv_layout.h"
 
 namespace nucleus::kernels {
 namespace {
@@ -29,17 +30,20 @@ void run(benchmark::State& state, DType type, int64_t context) {
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> row(static_cast<size_t>(kv_dim));
-  // One block's rows, stored once and copied into every block of every layer.
-  std::vector<uint8_t> one(rb * kBlock);
+  // One block's keys and values, stored once and copied into every block of
+  // every layer.
+  const KvLayout layout{type, kKvHeads, kHeadDim, kBlock};
+  std::vector<uint8_t> one(layout.block_bytes()), one_v(one.size());
   for (int64_t j = 0; j < kBlock; ++j) {
     for (auto& v : row) v = dist(rng);
-    quantize_row(type, row.data(), one.data() + j * rb, kv_dim);
+    kv_write_key(layout, one.data(), j, row.data());
+    kv_write_value(layout, one_v.data(), j, row.data());
   }
   std::vector<uint8_t> k(one.size() * static_cast<size_t>(nb * kLayers));
   std::vector<uint8_t> v(k.size());
   for (size_t off = 0; off < k.size(); off += one.size()) {
     std::copy(one.begin(), one.end(), k.begin() + static_cast<std::ptrdiff_t>(off));
-    std::copy(one.begin(), one.end(), v.begin() + static_cast<std::ptrdiff_t>(off));
+    std::copy(one_v.begin(), one_v.end(), v.begin() + static_cast<std::ptrdiff_t>(off));
   }
   std::vector<const void*> kp, vp;
   for (int64_t b = 0; b < nb * kLayers; ++b) {

@@ -377,23 +377,30 @@ TEST(BeamKv, CloneCopiesEveryBlock) {
   const int32_t s = kv.create();
   for (int p = 0; p < 3; ++p) {
     kv.append(s);
-    for (int l = 0; l < 2; ++l)
+    for (int l = 0; l < 2; ++l) {
+      float k[4], v[4];
       for (int d = 0; d < 4; ++d) {
-        kv.key(s, l, p)[d] = static_cast<float>(100 * l + 10 * p + d);
-        kv.value(s, l, p)[d] = -static_cast<float>(100 * l + 10 * p + d);
+        k[d] = static_cast<float>(100 * l + 10 * p + d);
+        v[d] = -k[d];
       }
+      kv.store(s, l, p, k, v);
+    }
   }
   const int32_t c = kv.clone(s);
   EXPECT_EQ(kv.length(c), 3);
   EXPECT_EQ(kv.memory().blocks_used, 4);  // 2 blocks each, none shared
   for (int32_t b : kv.blocks(c)) EXPECT_EQ(kv.ref_count(b), 1);
-  kv.key(s, 1, 2)[3] = 0.5f;  // the original changes; the clone does not
+  const float changed[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+  kv.store(s, 1, 2, changed, changed);  // the original changes; the clone does not
   for (int p = 0; p < 3; ++p)
-    for (int l = 0; l < 2; ++l)
+    for (int l = 0; l < 2; ++l) {
+      float k[4], v[4];
+      kv.load(c, l, p, k, v);
       for (int d = 0; d < 4; ++d) {
-        EXPECT_EQ(kv.key(c, l, p)[d], static_cast<float>(100 * l + 10 * p + d));
-        EXPECT_EQ(kv.value(c, l, p)[d], -static_cast<float>(100 * l + 10 * p + d));
+        EXPECT_EQ(k[d], static_cast<float>(100 * l + 10 * p + d));
+        EXPECT_EQ(v[d], -static_cast<float>(100 * l + 10 * p + d));
       }
+    }
   kv.release(s);
   kv.release(c);
   EXPECT_EQ(kv.memory().blocks_used, 0);

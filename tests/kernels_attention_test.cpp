@@ -12,6 +12,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/dtype.h"
+#include "kernels/kv_layout.h"
 #include "kernels/vec_math.h"
 #include "util/error.h"
 
@@ -51,10 +52,44 @@ struct Case {
   int64_t n_heads, n_kv_heads, head_dim, positions;
 };
 
-// Random K/V blocks of `block` positions for a case (keys scaled by
-// key_scale to spread the scores) and a random query row of all heads.
+// K/V rows of every position (positions × kv_dim floats) paged into blocks
+// of `block` positions in the layout attention reads (kernels/kv_layout.h),
+// stored as `type`.
+struct Paged {
+  std::vector<std::vector<uint8_t>> k, v;
+  std::vector<const void*> kp, vp;
+  // The same blocks as float pointers (F32 only), for the float overloads.
+  std::vector<const float*> kf, vf;
+};
+Paged page(const Case& c, int64_t block, DType type, const std::vector<float>& krows,
+           const std::vector<float>& vrows) {
+  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+  const KvLayout layout{type, c.n_kv_heads, c.head_dim, block};
+  const int64_t nb = (c.positions + block - 1) / block;
+  Paged pg;
+  // Unwritten positions of the last block hold NaN: attention must not read them.
+  std::vector<uint8_t> fill(layout.block_bytes(), 0xff);
+  pg.k.assign(static_cast<size_t>(nb), fill);
+  pg.v.assign(static_cast<size_t>(nb), fill);
+  for (int64_t p = 0; p < c.positions; ++p) {
+    kv_write_key(layout, pg.k[p / block].data(), p % block, krows.data() + p * kv_dim);
+    kv_write_value(layout, pg.v[p / block].data(), p % block, vrows.data() + p * kv_dim);
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    pg.kp.push_back(pg.k[b].data());
+    pg.vp.push_back(pg.v[b].data());
+    pg.kf.push_back(reinterpret_cast<const float*>(pg.k[b].data()));
+    pg.vf.push_back(reinterpret_cast<const float*>(pg.v[b].data()));
+  }
+  return pg;
+}
+
+// Random K/V rows for a case (keys scaled by key_scale to spread the
+// scores), paged as F32 blocks of `block` positions, and a random query row
+// of all heads.
 struct Inputs {
-  std::vector<std::vector<float>> k, v;
+  std::vector<float> krows, vrows;
+  Paged f32;  // moved, never copied: kp/vp point into its blocks
   std::vector<const float*> kp, vp;
   std::vector<float> q;
 };
@@ -62,16 +97,16 @@ Inputs random_inputs(const Case& c, int64_t block, uint32_t seed, float key_scal
   std::mt19937 rng(seed);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   const int64_t kv_dim = c.n_kv_heads * c.head_dim;
-  const int64_t nb = (c.positions + block - 1) / block;
   Inputs in;
-  in.k.assign(nb, std::vector<float>(block * kv_dim));
-  in.v.assign(nb, std::vector<float>(block * kv_dim));
-  for (int64_t b = 0; b < nb; ++b) {
-    for (auto& x : in.k[b]) x = key_scale * dist(rng);
-    for (auto& x : in.v[b]) x = dist(rng);
-    in.kp.push_back(in.k[b].data());
-    in.vp.push_back(in.v[b].data());
+  in.krows.resize(static_cast<size_t>(c.positions * kv_dim));
+  in.vrows.resize(in.krows.size());
+  for (int64_t i = 0; i < c.positions * kv_dim; ++i) {
+    in.krows[i] = key_scale * dist(rng);
+    in.vrows[i] = dist(rng);
   }
+  in.f32 = page(c, block, DType::F32, in.krows, in.vrows);
+  in.kp = in.f32.kf;
+  in.vp = in.f32.vf;
   in.q.resize(c.n_heads * c.head_dim);
   for (auto& x : in.q) x = dist(rng);
   return in;
@@ -85,8 +120,6 @@ TEST(Attention, MatchesDirectSoftmaxInDouble) {
     const int64_t kv_dim = c.n_kv_heads * c.head_dim;
     Inputs in =
         random_inputs(c, block, static_cast<uint32_t>(c.positions * 131 + c.head_dim), 2.0f);
-    const auto& kblk = in.k;
-    const auto& vblk = in.v;
     const auto& kp = in.kp;
     const auto& vp = in.vp;
     const auto& q = in.q;
@@ -98,7 +131,7 @@ TEST(Attention, MatchesDirectSoftmaxInDouble) {
       std::vector<double> s(c.positions);
       double mx = -1e300;
       for (int64_t p = 0; p < c.positions; ++p) {
-        const float* k = kblk[p / block].data() + (p % block) * kv_dim + kvh * c.head_dim;
+        const float* k = in.krows.data() + p * kv_dim + kvh * c.head_dim;
         double dot = 0.0;
         for (int64_t d = 0; d < c.head_dim; ++d) dot += double{q[h * c.head_dim + d]} * k[d];
         s[p] = dot / std::sqrt(static_cast<double>(c.head_dim));
@@ -109,7 +142,7 @@ TEST(Attention, MatchesDirectSoftmaxInDouble) {
       for (int64_t d = 0; d < c.head_dim; ++d) {
         double ref = 0.0;
         for (int64_t p = 0; p < c.positions; ++p)
-          ref += s[p] / z * vblk[p / block][(p % block) * kv_dim + kvh * c.head_dim + d];
+          ref += s[p] / z * in.vrows[p * kv_dim + kvh * c.head_dim + d];
         ASSERT_NEAR(out[d], ref, 2e-6)
             << "heads " << c.n_heads << " hd " << c.head_dim << " positions " << c.positions
             << " head " << h << " d " << d;
@@ -140,14 +173,18 @@ TEST(Attention, GroupedPassEqualsPerHeadBitForBit) {
   }
 }
 
-// The value sums through AVX-512 (16 output dimensions per register) must
-// give the AVX2 path's bits: lanes are output dimensions, and each lane does
-// the same operations in the same order.
-TEST(Attention, Avx512ValueSumsEqualAvx2BitForBit) {
+// The scores and value sums through AVX-512 (16 positions, or 16 output
+// dimensions, per register) must give the AVX2 path's bits: each lane does
+// the same operations in the same order. Groups of 1 to 12 heads cover every
+// tile of both score kernels, and head sizes not a multiple of 16 the AVX2
+// value sums.
+TEST(Attention, Avx512EqualsAvx2BitForBit) {
   if (!attention_avx512_default()) GTEST_SKIP() << "no AVX-512 on this CPU";
   const int64_t block = 16;
-  for (const Case& c : {Case{8, 2, 64, 1}, Case{8, 2, 64, 31}, Case{8, 2, 64, 33},
-                        Case{4, 1, 128, 300}, Case{6, 3, 48, 77}, Case{4, 2, 80, 65}}) {
+  for (const Case& c :
+       {Case{8, 2, 64, 1}, Case{8, 2, 64, 31}, Case{8, 2, 64, 33}, Case{4, 1, 128, 300},
+        Case{6, 3, 48, 77}, Case{4, 2, 80, 65}, Case{12, 1, 64, 70}, Case{7, 1, 24, 45},
+        Case{5, 5, 8, 19}, Case{22, 2, 32, 90}}) {
     const Inputs in = random_inputs(c, block, 11, 1.5f);
     AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, block};
     std::vector<float> wide(in.q.size(), -1.0f), narrow(in.q.size(), -2.0f);
@@ -167,24 +204,14 @@ TEST(Attention, Avx512ValueSumsEqualAvx2BitForBit) {
 TEST(Attention, ResultDoesNotDependOnTheKvBlockSize) {
   const Case c{8, 2, 64, 150};
   const Inputs ref = random_inputs(c, c.positions, 5, 1.5f);  // one block holds every row
-  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
   std::vector<float> expect(ref.q.size());
   for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh)
     attention_kv_group(AttentionShape{c.n_heads, c.n_kv_heads, c.head_dim, c.positions},
                        ref.q.data(), ref.kp, ref.vp, c.positions, kvh, expect.data());
   for (int64_t block : {1, 7, 16, 48}) {
-    const int64_t nb = (c.positions + block - 1) / block;
-    std::vector<std::vector<float>> k(nb, std::vector<float>(block * kv_dim)), v = k;
-    std::vector<const float*> kp, vp;
-    for (int64_t p = 0; p < c.positions; ++p)
-      for (int64_t e = 0; e < kv_dim; ++e) {
-        k[p / block][(p % block) * kv_dim + e] = ref.k[0][p * kv_dim + e];
-        v[p / block][(p % block) * kv_dim + e] = ref.v[0][p * kv_dim + e];
-      }
-    for (int64_t b = 0; b < nb; ++b) {
-      kp.push_back(k[b].data());
-      vp.push_back(v[b].data());
-    }
+    const Paged pg = page(c, block, DType::F32, ref.krows, ref.vrows);
+    const auto& kp = pg.kf;
+    const auto& vp = pg.vf;
     std::vector<float> got(ref.q.size(), -1.0f);
     for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh)
       attention_kv_group(AttentionShape{c.n_heads, c.n_kv_heads, c.head_dim, block}, ref.q.data(),
@@ -194,38 +221,29 @@ TEST(Attention, ResultDoesNotDependOnTheKvBlockSize) {
   }
 }
 
-// KV blocks stored as F16 / Q8_0: the same rows converted with the scalar
-// dtype.cpp conversions (ggml-exact), and those converted back to floats with
-// dequantize_row() — the reference the attention's own vector conversion must
+// KV blocks stored as F16 / Q8_0 (kv_write_*: the scalar dtype.cpp
+// conversions, ggml-exact), and those read back as floats (kv_read_*) and
+// paged as F32 — the reference the attention's own vector conversion must
 // equal lane for lane.
 struct StoredInputs {
-  std::vector<std::vector<uint8_t>> k, v;
-  std::vector<const void*> kp, vp;
-  Inputs deq;  // dequantize_row() of the stored rows, as f32 blocks
+  Paged typed;
+  Inputs deq;
 };
 StoredInputs store(const Inputs& in, const Case& c, int64_t block, DType type) {
   const int64_t kv_dim = c.n_kv_heads * c.head_dim;
-  const size_t rb = row_bytes(type, kv_dim);
   StoredInputs s;
+  s.typed = page(c, block, type, in.krows, in.vrows);
+  const KvLayout layout{type, c.n_kv_heads, c.head_dim, block};
   s.deq.q = in.q;
-  for (size_t b = 0; b < in.k.size(); ++b) {
-    s.k.emplace_back(rb * block);
-    s.v.emplace_back(rb * block);
-    s.deq.k.emplace_back(block * kv_dim);
-    s.deq.v.emplace_back(block * kv_dim);
-    for (int64_t j = 0; j < block; ++j) {
-      quantize_row(type, in.k[b].data() + j * kv_dim, s.k[b].data() + j * rb, kv_dim);
-      quantize_row(type, in.v[b].data() + j * kv_dim, s.v[b].data() + j * rb, kv_dim);
-      dequantize_row(type, s.k[b].data() + j * rb, s.deq.k[b].data() + j * kv_dim, kv_dim);
-      dequantize_row(type, s.v[b].data() + j * rb, s.deq.v[b].data() + j * kv_dim, kv_dim);
-    }
+  s.deq.krows.resize(in.krows.size());
+  s.deq.vrows.resize(in.vrows.size());
+  for (int64_t p = 0; p < c.positions; ++p) {
+    kv_read_key(layout, s.typed.k[p / block].data(), p % block, s.deq.krows.data() + p * kv_dim);
+    kv_read_value(layout, s.typed.v[p / block].data(), p % block, s.deq.vrows.data() + p * kv_dim);
   }
-  for (size_t b = 0; b < in.k.size(); ++b) {
-    s.kp.push_back(s.k[b].data());
-    s.vp.push_back(s.v[b].data());
-    s.deq.kp.push_back(s.deq.k[b].data());
-    s.deq.vp.push_back(s.deq.v[b].data());
-  }
+  s.deq.f32 = page(c, block, DType::F32, s.deq.krows, s.deq.vrows);
+  s.deq.kp = s.deq.f32.kf;
+  s.deq.vp = s.deq.f32.vf;
   return s;
 }
 
@@ -249,11 +267,12 @@ TEST(Attention, StoredKvTypesEqualF32OverTheirConversionBitForBit) {
       std::vector<float> want(width, -1.0f), grouped(width, -2.0f), single(width, -3.0f);
       for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh) {
         attention_kv_group(f32, in.q.data(), st.deq.kp, st.deq.vp, c.positions, kvh, want.data());
-        attention_kv_group(typed, in.q.data(), st.kp, st.vp, c.positions, kvh, grouped.data());
+        attention_kv_group(typed, in.q.data(), st.typed.kp, st.typed.vp, c.positions, kvh,
+                           grouped.data());
       }
       for (int64_t h = 0; h < c.n_heads; ++h)
-        attention_head(typed, in.q.data() + h * c.head_dim, st.kp, st.vp, c.positions, h,
-                       single.data() + h * c.head_dim);
+        attention_head(typed, in.q.data() + h * c.head_dim, st.typed.kp, st.typed.vp, c.positions,
+                       h, single.data() + h * c.head_dim);
       ASSERT_EQ(0, std::memcmp(want.data(), grouped.data(), width * 4))
           << dtype_name(type) << " heads " << c.n_heads << " hd " << c.head_dim;
       ASSERT_EQ(0, std::memcmp(want.data(), single.data(), width * 4))
@@ -279,7 +298,7 @@ TEST(Attention, RejectsStoredTypesItCannotRead) {
   EXPECT_THROW(attention_head(shape, q.data(), kp, vp, 4, 0, out.data()), Error);
   shape = {1, 1, 32, 16, DType::Q4_0};
   EXPECT_THROW(attention_head(shape, q.data(), kp, vp, 4, 0, out.data()), Error);
-  shape = {1, 1, 128, 256, DType::F16};  // 256 × 128 exceeds the conversion scratch
+  shape = {1, 1, 1024, 1, DType::F16};  // head_dim 1024 exceeds the conversion scratch
   EXPECT_THROW(attention_head(shape, q.data(), kp, vp, 4, 0, out.data()), Error);
   const float* fk[] = {reinterpret_cast<const float*>(k.data())};
   shape = {1, 1, 32, 16, DType::F16};  // float blocks must be F32

@@ -20,11 +20,26 @@ KvCacheShape small_shape(int64_t n_blocks) {
 
 void fill(KvCache& kv, KvCache::SeqId s, float base) {
   const int64_t pos = kv.append(s);
-  for (int64_t l = 0; l < 2; ++l)
+  for (int64_t l = 0; l < 2; ++l) {
+    float k[4], v[4];
     for (int64_t j = 0; j < 4; ++j) {
-      kv.key(s, l, pos)[j] = base + static_cast<float>(l * 10 + j);
-      kv.value(s, l, pos)[j] = -base - static_cast<float>(l * 10 + j);
+      k[j] = base + static_cast<float>(l * 10 + j);
+      v[j] = -base - static_cast<float>(l * 10 + j);
     }
+    kv.store(s, l, pos, k, v);
+  }
+}
+
+// Element j of a stored key / value row, read back through load().
+float key_at(const KvCache& kv, KvCache::SeqId s, int64_t l, int64_t pos, int64_t j) {
+  std::vector<float> k(static_cast<size_t>(kv.shape().kv_dim)), v(k.size());
+  kv.load(s, l, pos, k.data(), v.data());
+  return k[static_cast<size_t>(j)];
+}
+float value_at(const KvCache& kv, KvCache::SeqId s, int64_t l, int64_t pos, int64_t j) {
+  std::vector<float> k(static_cast<size_t>(kv.shape().kv_dim)), v(k.size());
+  kv.load(s, l, pos, k.data(), v.data());
+  return v[static_cast<size_t>(j)];
 }
 
 TEST(KvCache, AppendAllocatesOneBlockPerBlockSizePositions) {
@@ -35,8 +50,8 @@ TEST(KvCache, AppendAllocatesOneBlockPerBlockSizePositions) {
   EXPECT_EQ(kv.blocks(s).size(), 3u);  // ceil(9 / 4)
   EXPECT_EQ(kv.memory().blocks_used, 3);
   EXPECT_EQ(kv.memory().bytes_per_block, 2 * 2 * 4 * 4 * 4);
-  EXPECT_FLOAT_EQ(kv.key(s, 1, 5)[2], 5 + 12);
-  EXPECT_FLOAT_EQ(kv.value(s, 0, 8)[3], -(8 + 3));
+  EXPECT_FLOAT_EQ(key_at(kv, s, 1, 5, 2), 5 + 12);
+  EXPECT_FLOAT_EQ(value_at(kv, s, 0, 8, 3), -(8 + 3));
 }
 
 TEST(KvCache, ForkSharesBlocksAndCopiesOnlyThePartialLastBlock) {
@@ -54,14 +69,14 @@ TEST(KvCache, ForkSharesBlocksAndCopiesOnlyThePartialLastBlock) {
   EXPECT_EQ(kv.blocks(a)[0], kv.blocks(b)[0]);  // full block still shared
   EXPECT_NE(kv.blocks(a)[1], kv.blocks(b)[1]);
   // The copy kept the shared history; the original did not see b's write.
-  EXPECT_FLOAT_EQ(kv.key(b, 0, 5)[0], 5.0f);
-  EXPECT_FLOAT_EQ(kv.key(b, 0, 6)[0], 100.0f);
+  EXPECT_FLOAT_EQ(key_at(kv, b, 0, 5, 0), 5.0f);
+  EXPECT_FLOAT_EQ(key_at(kv, b, 0, 6, 0), 100.0f);
   EXPECT_EQ(kv.length(a), 6);
 
   fill(kv, a, 200.0f);  // a is now the only owner of its last block: no copy
   EXPECT_EQ(kv.memory().blocks_used, 3);
-  EXPECT_FLOAT_EQ(kv.key(a, 0, 6)[0], 200.0f);
-  EXPECT_FLOAT_EQ(kv.key(b, 0, 6)[0], 100.0f);
+  EXPECT_FLOAT_EQ(key_at(kv, a, 0, 6, 0), 200.0f);
+  EXPECT_FLOAT_EQ(key_at(kv, b, 0, 6, 0), 100.0f);
 }
 
 TEST(KvCache, ForkAtBlockBoundaryCopiesNothing) {
@@ -102,50 +117,50 @@ TEST(KvCache, ExhaustedPoolIsAnErrorNotACrash) {
   for (int i = 0; i < 8; ++i) fill(kv, a, 0.0f);
   EXPECT_EQ(kv.blocks_needed(a, 1), 1);
   EXPECT_THROW(kv.append(a), Error);
-  EXPECT_THROW(kv.key(a, 0, 8), Error);
-  EXPECT_THROW(kv.key(a, 2, 0), Error);
+  EXPECT_THROW(key_at(kv, a, 0, 8, 0), Error);
+  EXPECT_THROW(key_at(kv, a, 2, 0, 0), Error);
 }
 
 TEST(KvCache, StoredTypesHoldTheConversionOfEachRow) {
-  for (DType type : {DType::F32, DType::F16, DType::Q8_0}) {
-    KvCacheShape shape{3, 64, 4, 8, type};
-    KvCache kv(shape);
-    const size_t rb = row_bytes(type, 64);
-    EXPECT_EQ(kv.row_bytes(), static_cast<int64_t>(rb));
-    EXPECT_EQ(kv.memory().bytes_per_block, static_cast<int64_t>(3 * 2 * 4 * rb));
-    auto s = kv.create();
-    std::vector<float> k(64), v(64);
-    for (int pos = 0; pos < 6; ++pos) {
-      kv.append(s);
-      for (int64_t l = 0; l < 3; ++l) {
-        for (int j = 0; j < 64; ++j) {
-          k[j] = 0.37f * static_cast<float>(pos * 7 - j) + static_cast<float>(l);
-          v[j] = -0.11f * static_cast<float>(j * j % 13) + static_cast<float>(pos);
+  for (DType type : {DType::F32, DType::F16, DType::Q8_0})
+    for (int64_t head_dim : {0, 16, 8}) {  // one head of 64, 4 heads, 8 heads (Q8_0 blocks span 4)
+      SCOPED_TRACE(head_dim);
+      KvCacheShape shape{3, 64, 4, 8, type, head_dim};
+      KvCache kv(shape);
+      const size_t rb = row_bytes(type, 64);
+      EXPECT_EQ(kv.row_bytes(), static_cast<int64_t>(rb));
+      EXPECT_EQ(kv.memory().bytes_per_block, static_cast<int64_t>(3 * 2 * 4 * rb));
+      auto s = kv.create();
+      std::vector<float> k(64), v(64);
+      for (int pos = 0; pos < 6; ++pos) {
+        kv.append(s);
+        for (int64_t l = 0; l < 3; ++l) {
+          for (int j = 0; j < 64; ++j) {
+            k[j] = 0.37f * static_cast<float>(pos * 7 - j) + static_cast<float>(l);
+            v[j] = -0.11f * static_cast<float>(j * j % 13) + static_cast<float>(pos);
+          }
+          kv.store(s, l, pos, k.data(), v.data());
+          // What load() gives back must be dtype.cpp's ggml-exact conversion
+          // of the row and back, element for element.
+          std::vector<uint8_t> qk(rb), qv(rb);
+          std::vector<float> want_k(64), want_v(64), got_k(64), got_v(64);
+          kernels::quantize_row(type, k.data(), qk.data(), 64);
+          kernels::quantize_row(type, v.data(), qv.data(), 64);
+          kernels::dequantize_row(type, qk.data(), want_k.data(), 64);
+          kernels::dequantize_row(type, qv.data(), want_v.data(), 64);
+          kv.load(s, l, pos, got_k.data(), got_v.data());
+          EXPECT_EQ(0, std::memcmp(got_k.data(), want_k.data(), 64 * 4)) << dtype_name(type);
+          EXPECT_EQ(0, std::memcmp(got_v.data(), want_v.data(), 64 * 4)) << dtype_name(type);
         }
-        kv.store(s, l, pos, k.data(), v.data());
-        std::vector<uint8_t> want_k(rb), want_v(rb);
-        kernels::quantize_row(type, k.data(), want_k.data(), 64);
-        kernels::quantize_row(type, v.data(), want_v.data(), 64);
-        const int32_t b = kv.blocks(s)[static_cast<size_t>(pos / 4)];
-        const auto* kb = static_cast<const uint8_t*>(kv.key_data(b, l)) + (pos % 4) * rb;
-        const auto* vb = static_cast<const uint8_t*>(kv.value_data(b, l)) + (pos % 4) * rb;
-        EXPECT_EQ(0, std::memcmp(kb, want_k.data(), rb)) << dtype_name(type);
-        EXPECT_EQ(0, std::memcmp(vb, want_v.data(), rb)) << dtype_name(type);
       }
+      // Copy-on-write copies whole stored blocks whatever the type.
+      auto f = kv.fork(s);
+      kv.append(f);
+      const int32_t shared = kv.blocks(s)[1], copied = kv.blocks(f)[1];
+      EXPECT_NE(shared, copied);
+      EXPECT_EQ(0, std::memcmp(kv.key_data(shared, 2), kv.key_data(copied, 2), 4 * rb));
+      EXPECT_EQ(0, std::memcmp(kv.value_data(shared, 2), kv.value_data(copied, 2), 4 * rb));
     }
-    // Copy-on-write copies whole stored blocks whatever the type.
-    auto f = kv.fork(s);
-    kv.append(f);
-    const int32_t shared = kv.blocks(s)[1], copied = kv.blocks(f)[1];
-    EXPECT_NE(shared, copied);
-    EXPECT_EQ(0, std::memcmp(kv.key_data(shared, 2), kv.key_data(copied, 2), 2 * rb));
-    if (type == DType::F32) {
-      EXPECT_NO_THROW(kv.key(s, 0, 0));
-    } else {
-      EXPECT_THROW(kv.key(s, 0, 0), Error);  // float access only for F32 caches
-      EXPECT_THROW(kv.key_block(shared, 0), Error);
-    }
-  }
 }
 
 TEST(KvCache, KvTypeNamesAndUnsupportedShapes) {

@@ -1,8 +1,10 @@
-// AVX-512 half of decode/prefill attention: the value accumulation, with
-// exactly the per-lane arithmetic of accumulate_values() in attention.cpp
-// (out·correction, then one fma per position into the even or odd chain by
-// position, then even + odd), 16 lanes wide instead of 8. Lanes are output
-// dimensions, so the width changes no value: both ISAs give the same bits.
+// AVX-512 half of decode/prefill attention, 16 lanes wide where attention.cpp
+// is 8, with exactly its per-lane arithmetic, so both ISAs give the same bits:
+//   the scores (lanes = positions): s = q[0]·k[0], then s = fma(q[d], k[d], s)
+//     for d = 1 .. D-1, over keys stored transposed (kernels/kv_layout.h);
+//   the value accumulation (lanes = output dimensions): out·correction, then
+//     one fma per position into the even or odd chain by position, then
+//     even + odd.
 #include <immintrin.h>
 
 #include "kernels/attention_isa.h"
@@ -11,8 +13,8 @@ namespace nucleus::kernels::detail {
 namespace {
 
 template <int W>
-inline void accumulate(float* out, const float* probs, const float* const* v, int64_t d0,
-                       int64_t n, float correction) {
+inline void accumulate(float* out, const float* probs, const float* const* v, int64_t d0, int64_t n,
+                       float correction) {
   __m512 even[W], odd[W];
   const __m512 cv = _mm512_set1_ps(correction);
 #pragma GCC unroll 8
@@ -36,13 +38,78 @@ inline void accumulate(float* out, const float* probs, const float* const* v, in
     const __m512 p0 = _mm512_set1_ps(probs[j]);
     const float* v0 = v[j] + d0;
 #pragma GCC unroll 8
-    for (int t = 0; t < W; ++t) even[t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * t), even[t]);
+    for (int t = 0; t < W; ++t)
+      even[t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * t), even[t]);
   }
 #pragma GCC unroll 8
   for (int t = 0; t < W; ++t) _mm512_storeu_ps(out + 16 * t, _mm512_add_ps(even[t], odd[t]));
 }
 
+// G heads × S segments of 16 positions: G·S accumulators in registers (16
+// at G = 8, S = 2), each key vector loaded once for the G heads, the query
+// element broadcast from memory into the fma.
+template <int G, int S>
+inline void scores_tile(const float* q, int64_t hd, const KeySegment* seg, float* out,
+                        int64_t ldo) {
+  __m512 acc[G][S];
+#pragma GCC unroll 2
+  for (int s = 0; s < S; ++s) {
+    const __m512 k = _mm512_loadu_ps(seg[s].k);
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) acc[g][s] = _mm512_mul_ps(_mm512_set1_ps(q[g * hd]), k);
+  }
+  for (int64_t d = 1; d < hd; ++d) {
+    __m512 k[S];
+#pragma GCC unroll 2
+    for (int s = 0; s < S; ++s) k[s] = _mm512_loadu_ps(seg[s].k + d * seg[s].stride);
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) {
+      const __m512 qb = _mm512_set1_ps(q[g * hd + d]);
+#pragma GCC unroll 2
+      for (int s = 0; s < S; ++s) acc[g][s] = _mm512_fmadd_ps(qb, k[s], acc[g][s]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 2
+    for (int s = 0; s < S; ++s) _mm512_store_ps(out + g * ldo + 16 * s, acc[g][s]);
+}
+
+template <int S>
+void scores_heads(const float* q, int64_t count, int64_t hd, const KeySegment* seg, float* out,
+                  int64_t ldo) {
+  int64_t g = 0;
+  for (; g + 8 <= count; g += 8) scores_tile<8, S>(q + g * hd, hd, seg, out + g * ldo, ldo);
+  const float* qg = q + g * hd;
+  float* og = out + g * ldo;
+  switch (count - g) {
+    case 7:
+      return scores_tile<7, S>(qg, hd, seg, og, ldo);
+    case 6:
+      return scores_tile<6, S>(qg, hd, seg, og, ldo);
+    case 5:
+      return scores_tile<5, S>(qg, hd, seg, og, ldo);
+    case 4:
+      return scores_tile<4, S>(qg, hd, seg, og, ldo);
+    case 3:
+      return scores_tile<3, S>(qg, hd, seg, og, ldo);
+    case 2:
+      return scores_tile<2, S>(qg, hd, seg, og, ldo);
+    case 1:
+      return scores_tile<1, S>(qg, hd, seg, og, ldo);
+    default:
+      return;
+  }
+}
+
 }  // namespace
+
+void key_scores_avx512(const float* q, int64_t count, int64_t hd, const KeySegment* seg,
+                       int64_t n_seg, float* out, int64_t ldo) {
+  int64_t s = 0;
+  for (; s + 2 <= n_seg; s += 2) scores_heads<2>(q, count, hd, seg + s, out + 16 * s, ldo);
+  if (s < n_seg) scores_heads<1>(q, count, hd, seg + s, out + 16 * s, ldo);
+}
 
 void accumulate_values_avx512(float* out, const float* probs, const float* const* v, int64_t hd,
                               int64_t n, float correction) {

@@ -30,6 +30,11 @@ KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   check(shape.type != DType::Q8_0 || shape.kv_dim % kernels::kQBlock == 0,
         "kv cache: q8_0 needs a KV row (n_kv_heads × head_dim = " + std::to_string(shape.kv_dim) +
             ") that is a multiple of 32");
+  const int64_t hd = shape.head_dim > 0 ? shape.head_dim : shape.kv_dim;
+  check(shape.head_dim >= 0 && shape.kv_dim % hd == 0,
+        "kv cache: kv_dim " + std::to_string(shape.kv_dim) + " is not a multiple of head_dim " +
+            std::to_string(hd));
+  layout_ = kernels::KvLayout{shape.type, shape.kv_dim / hd, hd, shape.block_size};
   row_bytes_ = static_cast<int64_t>(nucleus::row_bytes(shape.type, shape.kv_dim));
   bytes_per_block_ = shape.n_layers * 2 * shape.block_size * row_bytes_;
   data_.reset(static_cast<uint8_t*>(::operator new[](
@@ -164,29 +169,26 @@ int64_t KvCache::blocks_needed(SeqId seq, int64_t n) const {
   return need;
 }
 
-uint8_t* KvCache::slot(SeqId seq, int64_t layer, int64_t pos, int which) {
-  Sequence& s = seq_ref(seq);
+int64_t KvCache::part_offset(SeqId seq, int64_t layer, int64_t pos, int which) const {
+  const Sequence& s = seq_ref(seq);
   check(pos >= 0 && pos < s.length && layer >= 0 && layer < shape_.n_layers,
         "kv cache: position or layer out of range");
   const int32_t b = s.blocks[static_cast<size_t>(pos / shape_.block_size)];
-  return block_data(b) +
-         ((layer * 2 + which) * shape_.block_size + pos % shape_.block_size) * row_bytes_;
-}
-
-float* KvCache::key(SeqId seq, int64_t layer, int64_t pos) {
-  check(shape_.type == DType::F32, "kv cache: key() needs an f32 cache; use store()");
-  return reinterpret_cast<float*>(slot(seq, layer, pos, 0));
-}
-float* KvCache::value(SeqId seq, int64_t layer, int64_t pos) {
-  check(shape_.type == DType::F32, "kv cache: value() needs an f32 cache; use store()");
-  return reinterpret_cast<float*>(slot(seq, layer, pos, 1));
+  return b * bytes_per_block_ + (layer * 2 + which) * shape_.block_size * row_bytes_;
 }
 
 void KvCache::store(SeqId seq, int64_t layer, int64_t pos, const float* k, const float* v) {
-  // Runs for every token and layer: F32 is a copy; F16/Q8_0 use the
-  // ggml-exact conversions of kernels/dtype.h.
-  kernels::quantize_row(shape_.type, k, slot(seq, layer, pos, 0), shape_.kv_dim);
-  kernels::quantize_row(shape_.type, v, slot(seq, layer, pos, 1), shape_.kv_dim);
+  // Runs for every token and layer: F16/Q8_0 use the ggml-exact conversions
+  // of kernels/dtype.h.
+  const int64_t off = pos % shape_.block_size;
+  kernels::kv_write_key(layout_, data_.get() + part_offset(seq, layer, pos, 0), off, k);
+  kernels::kv_write_value(layout_, data_.get() + part_offset(seq, layer, pos, 1), off, v);
+}
+
+void KvCache::load(SeqId seq, int64_t layer, int64_t pos, float* k, float* v) const {
+  const int64_t off = pos % shape_.block_size;
+  kernels::kv_read_key(layout_, data_.get() + part_offset(seq, layer, pos, 0), off, k);
+  kernels::kv_read_value(layout_, data_.get() + part_offset(seq, layer, pos, 1), off, v);
 }
 
 std::span<const int32_t> KvCache::blocks(SeqId seq) const {
@@ -199,15 +201,6 @@ const void* KvCache::key_data(int32_t block, int64_t layer) const {
 const void* KvCache::value_data(int32_t block, int64_t layer) const {
   return block_data(block) + (layer * 2 + 1) * shape_.block_size * row_bytes_;
 }
-const float* KvCache::key_block(int32_t block, int64_t layer) const {
-  check(shape_.type == DType::F32, "kv cache: key_block() needs an f32 cache; use key_data()");
-  return static_cast<const float*>(key_data(block, layer));
-}
-const float* KvCache::value_block(int32_t block, int64_t layer) const {
-  check(shape_.type == DType::F32, "kv cache: value_block() needs an f32 cache; use value_data()");
-  return static_cast<const float*>(value_data(block, layer));
-}
-
 KvMemory KvCache::memory() const {
   KvMemory m;
   m.blocks_total = shape_.n_blocks;

@@ -9,10 +9,10 @@
 // every block, and the first write into a shared block copies it
 // (copy-on-write) — only ever the partly filled last block.
 //
-// Rows are stored in the cache's element type: F32 (default), F16, or Q8_0
-// (ggml blocks of 32 along the row, kv_dim a multiple of 32). Attention reads
-// the stored rows directly (kernels/attention.h); a row is converted once,
-// when it is written.
+// Positions are stored in the cache's element type: F32 (default), F16, or
+// Q8_0 (ggml blocks of 32 along the row, kv_dim a multiple of 32), in the
+// head-major layout attention reads directly (kernels/kv_layout.h: keys
+// transposed); a row is converted once, when it is written.
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "formats/tensor.h"
+#include "kernels/kv_layout.h"
 
 namespace nucleus {
 
@@ -29,6 +30,7 @@ struct KvCacheShape {
   int64_t block_size = 16;  // positions per block
   int64_t n_blocks = 0;     // pool size
   DType type = DType::F32;  // element type of the stored rows: F32, F16 or Q8_0
+  int64_t head_dim = 0;     // 0: kv_dim (one head); else kv_dim is a multiple of it
 };
 
 // "f32" | "f16" | "q8_0" -> the KV element type; Error on anything else.
@@ -68,21 +70,18 @@ class KvCache {
   // shared. Throws Error when the pool is exhausted.
   int64_t append(SeqId seq);
 
-  // Writable K/V rows of an F32 cache (Error for other types: use store()).
-  float* key(SeqId seq, int64_t layer, int64_t pos);
-  float* value(SeqId seq, int64_t layer, int64_t pos);
   // Converts one position's K and V rows (kv_dim floats each) to the cache's
-  // type and stores them; any type.
+  // type and stores them.
   void store(SeqId seq, int64_t layer, int64_t pos, const float* k, const float* v);
+  // Reads one position's K and V rows back as floats (exact conversion).
+  void load(SeqId seq, int64_t layer, int64_t pos, float* k, float* v) const;
 
-  // Read access for attention: a sequence's block table and the K/V rows of
-  // one block and layer (block_size rows of row_bytes() each, position-major).
+  // Read access for attention: a sequence's block table and the K/V of one
+  // block and layer (block_size positions in layout(), kernels/kv_layout.h).
   std::span<const int32_t> blocks(SeqId seq) const;
   const void* key_data(int32_t block, int64_t layer) const;
   const void* value_data(int32_t block, int64_t layer) const;
-  // The same rows as floats; F32 caches only (Error otherwise).
-  const float* key_block(int32_t block, int64_t layer) const;
-  const float* value_block(int32_t block, int64_t layer) const;
+  const kernels::KvLayout& layout() const { return layout_; }
   // Bytes of one stored K (or V) row.
   int64_t row_bytes() const { return row_bytes_; }
 
@@ -113,9 +112,12 @@ class KvCache {
   void unref(int32_t block);
   uint8_t* block_data(int32_t block) { return data_.get() + block * bytes_per_block_; }
   const uint8_t* block_data(int32_t block) const { return data_.get() + block * bytes_per_block_; }
-  uint8_t* slot(SeqId seq, int64_t layer, int64_t pos, int which);
+  // Byte offset in data_ of the K (which = 0) or V (1) part of a
+  // position's block for one layer.
+  int64_t part_offset(SeqId seq, int64_t layer, int64_t pos, int which) const;
 
   KvCacheShape shape_;
+  kernels::KvLayout layout_;
   int64_t row_bytes_ = 0;
   int64_t bytes_per_block_ = 0;
   // Not value-initialised: pages are touched only when a block is first used.

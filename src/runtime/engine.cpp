@@ -20,16 +20,14 @@ Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
               ? options.kv_blocks
               : std::max<int64_t>(1, options.max_sequences) *
                     ((context_length_ + options.kv_block_size - 1) / options.kv_block_size),
-          options.kv_type}),
+          options.kv_type, model_->config().head_dim}),
       rope_(model_->config(), context_length_),
       bf16_dot_(kernels::bf16dot_enabled(options.bf16_dot)) {
   check(options.kv_block_size > 0 && options.kv_block_size <= 256,
         "kv block size must be in [1, 256]");
-  check(options.kv_type == DType::F32 ||
-            options.kv_block_size * config().head_dim <= kernels::kAttentionScratchFloats,
-        "kv block size " + std::to_string(options.kv_block_size) + " × head_dim " +
-            std::to_string(config().head_dim) + " exceeds " +
-            std::to_string(kernels::kAttentionScratchFloats) + " for an f16/q8_0 KV cache");
+  check(config().head_dim <= kernels::kAttentionMaxHeadDim,
+        "head_dim " + std::to_string(config().head_dim) + " exceeds attention's " +
+            std::to_string(kernels::kAttentionMaxHeadDim));
 }
 
 void Engine::ensure_scratch(int64_t n) {
