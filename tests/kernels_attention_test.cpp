@@ -253,40 +253,47 @@ StoredInputs store(const Inputs& in, const Case& c, int64_t block, DType type) {
 // that are not a multiple of 8 and Q8_0 blocks shared by several heads
 // included. And the error the storage costs against the double-precision
 // softmax of the unrounded inputs stays small.
+// Both ISAs' conversions (AVX-512 where the CPU has it), and blocks of 16
+// (whole 16-position key segments) and 7 (segments cut by block ends).
 TEST(Attention, StoredKvTypesEqualF32OverTheirConversionBitForBit) {
-  const int64_t block = 16;
-  for (DType type : {DType::F16, DType::Q8_0}) {
-    for (const Case& c : {Case{8, 2, 64, 100}, Case{4, 4, 8, 37}, Case{16, 8, 12, 41},
-                          Case{2, 1, 32, 16}, Case{4, 2, 64, 1}, Case{6, 2, 16, 50}}) {
-      const Inputs in = random_inputs(c, block, static_cast<uint32_t>(c.positions + 5), 2.0f);
-      const StoredInputs st = store(in, c, block, type);
-      const AttentionShape f32{c.n_heads, c.n_kv_heads, c.head_dim, block};
-      AttentionShape typed = f32;
-      typed.kv_type = type;
-      const size_t width = in.q.size();
-      std::vector<float> want(width, -1.0f), grouped(width, -2.0f), single(width, -3.0f);
-      for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh) {
-        attention_kv_group(f32, in.q.data(), st.deq.kp, st.deq.vp, c.positions, kvh, want.data());
-        attention_kv_group(typed, in.q.data(), st.typed.kp, st.typed.vp, c.positions, kvh,
-                           grouped.data());
+  for (bool wide : {false, true})
+    for (int64_t block : {16, 7})
+      for (DType type : {DType::F16, DType::Q8_0}) {
+        if (wide && !attention_avx512_default()) continue;
+        for (const Case& c : {Case{8, 2, 64, 100}, Case{4, 4, 8, 37}, Case{16, 8, 12, 41},
+                              Case{2, 1, 32, 16}, Case{4, 2, 64, 1}, Case{6, 2, 16, 50}}) {
+          SCOPED_TRACE(testing::Message() << "avx512 " << wide << " block " << block);
+          const Inputs in = random_inputs(c, block, static_cast<uint32_t>(c.positions + 5), 2.0f);
+          const StoredInputs st = store(in, c, block, type);
+          AttentionShape f32{c.n_heads, c.n_kv_heads, c.head_dim, block};
+          f32.avx512 = wide;
+          AttentionShape typed = f32;
+          typed.kv_type = type;
+          const size_t width = in.q.size();
+          std::vector<float> want(width, -1.0f), grouped(width, -2.0f), single(width, -3.0f);
+          for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh) {
+            attention_kv_group(f32, in.q.data(), st.deq.kp, st.deq.vp, c.positions, kvh,
+                               want.data());
+            attention_kv_group(typed, in.q.data(), st.typed.kp, st.typed.vp, c.positions, kvh,
+                               grouped.data());
+          }
+          for (int64_t h = 0; h < c.n_heads; ++h)
+            attention_head(typed, in.q.data() + h * c.head_dim, st.typed.kp, st.typed.vp,
+                           c.positions, h, single.data() + h * c.head_dim);
+          ASSERT_EQ(0, std::memcmp(want.data(), grouped.data(), width * 4))
+              << dtype_name(type) << " heads " << c.n_heads << " hd " << c.head_dim;
+          ASSERT_EQ(0, std::memcmp(want.data(), single.data(), width * 4))
+              << dtype_name(type) << " heads " << c.n_heads << " hd " << c.head_dim;
+          // Against the unrounded inputs: F32 attention is within 2e-6 of the
+          // exact result (MatchesDirectSoftmaxInDouble), so this is the storage's cost.
+          std::vector<float> exact(width);
+          for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh)
+            attention_kv_group(f32, in.q.data(), in.kp, in.vp, c.positions, kvh, exact.data());
+          float worst = 0.0f;
+          for (size_t i = 0; i < width; ++i) worst = std::max(worst, std::fabs(exact[i] - want[i]));
+          EXPECT_LT(worst, type == DType::F16 ? 5e-3f : 6e-2f) << dtype_name(type);
+        }
       }
-      for (int64_t h = 0; h < c.n_heads; ++h)
-        attention_head(typed, in.q.data() + h * c.head_dim, st.typed.kp, st.typed.vp, c.positions,
-                       h, single.data() + h * c.head_dim);
-      ASSERT_EQ(0, std::memcmp(want.data(), grouped.data(), width * 4))
-          << dtype_name(type) << " heads " << c.n_heads << " hd " << c.head_dim;
-      ASSERT_EQ(0, std::memcmp(want.data(), single.data(), width * 4))
-          << dtype_name(type) << " heads " << c.n_heads << " hd " << c.head_dim;
-      // Against the unrounded inputs: F32 attention is within 2e-6 of the
-      // exact result (MatchesDirectSoftmaxInDouble), so this is the storage's cost.
-      std::vector<float> exact(width);
-      for (int64_t kvh = 0; kvh < c.n_kv_heads; ++kvh)
-        attention_kv_group(f32, in.q.data(), in.kp, in.vp, c.positions, kvh, exact.data());
-      float worst = 0.0f;
-      for (size_t i = 0; i < width; ++i) worst = std::max(worst, std::fabs(exact[i] - want[i]));
-      EXPECT_LT(worst, type == DType::F16 ? 5e-3f : 6e-2f) << dtype_name(type);
-    }
-  }
 }
 
 TEST(Attention, RejectsStoredTypesItCannotRead) {

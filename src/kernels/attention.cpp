@@ -345,7 +345,7 @@ void convert_values(const KvLayout& l, const char* block, int64_t off, int64_t n
 // end zero). Returns the number of segments.
 template <class Ptr>
 int64_t gather_keys(const KvLayout& l, std::span<Ptr const> blocks, int64_t p0, int64_t m,
-                    int64_t h, float* scratch, detail::KeySegment* seg) {
+                    int64_t h, bool avx512, float* scratch, detail::KeySegment* seg) {
   const int64_t hd = l.head_dim, bs = l.block_size;
   const int64_t n_seg = (m + 15) / 16;
   for (int64_t s = 0; s < n_seg; ++s) {
@@ -360,7 +360,10 @@ int64_t gather_keys(const KvLayout& l, std::span<Ptr const> blocks, int64_t p0, 
       for (int64_t d = 0; d < hd; ++d)
         for (int64_t j = cnt; j < 16; ++j) dst[d * 16 + j] = 0.0f;
     for_each_run(blocks, bs, p, cnt, [&](const char* block, int64_t off, int64_t n, int64_t j0) {
-      convert_keys(l, block, off, n, h, dst + j0);
+      if (avx512 && n == 16 && l.type != DType::F32)
+        detail::convert_keys16_avx512(l, block, off, h, dst + j0);
+      else
+        convert_keys(l, block, off, n, h, dst + j0);
     });
     seg[s] = {dst, 16};
   }
@@ -371,7 +374,7 @@ int64_t gather_keys(const KvLayout& l, std::span<Ptr const> blocks, int64_t p0, 
 // place for F32, else converted into scratch (m rows of hd floats).
 template <class Ptr>
 void gather_values(const KvLayout& l, std::span<Ptr const> blocks, int64_t p0, int64_t m, int64_t h,
-                   float* scratch, const float** out) {
+                   bool avx512, float* scratch, const float** out) {
   const int64_t hd = l.head_dim, bs = l.block_size;
   for_each_run(blocks, bs, p0, m, [&](const char* block, int64_t off, int64_t n, int64_t j0) {
     if (l.type == DType::F32) {
@@ -380,7 +383,10 @@ void gather_values(const KvLayout& l, std::span<Ptr const> blocks, int64_t p0, i
       return;
     }
     float* dst = scratch + j0 * hd;
-    convert_values(l, block, off, n, h, dst);
+    if (avx512)
+      detail::convert_values_avx512(l, block, off, n, h, dst);
+    else
+      convert_values(l, block, off, n, h, dst);
     for (int64_t j = 0; j < n; ++j) out[j0 + j] = dst + j * hd;
   });
 }
@@ -466,8 +472,9 @@ void attend_heads(const AttentionShape& shape, const float* q, std::span<Ptr con
   for (int64_t d = 0; d < count * hd; ++d) out[d] = 0.0f;
   for (int64_t c0 = 0; c0 < n_positions; c0 += kChunk) {
     const int64_t m = std::min(kChunk, n_positions - c0);
-    const int64_t n_seg = gather_keys(layout, key_blocks, c0, m, kv_head, kscratch, segs);
-    gather_values(layout, value_blocks, c0, m, kv_head, vscratch, vrows);
+    const int64_t n_seg =
+        gather_keys(layout, key_blocks, c0, m, kv_head, shape.avx512, kscratch, segs);
+    gather_values(layout, value_blocks, c0, m, kv_head, shape.avx512, vscratch, vrows);
     if (c0 + m < n_positions)
       prefetch_chunk(layout, key_blocks, value_blocks, c0 + m,
                      std::min(kChunk, n_positions - c0 - m), kv_head);

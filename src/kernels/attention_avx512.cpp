@@ -8,6 +8,14 @@
 #include <immintrin.h>
 
 #include "kernels/attention_isa.h"
+#include "kernels/dtype.h"
+
+// GCC 12's AVX-512 intrinsic headers start some results from
+// _mm512_undefined_*(), which trips -Wuninitialized after inlining.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__  // a GCC-only warning group
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace nucleus::kernels::detail {
 namespace {
@@ -109,6 +117,68 @@ void key_scores_avx512(const float* q, int64_t count, int64_t hd, const KeySegme
   int64_t s = 0;
   for (; s + 2 <= n_seg; s += 2) scores_heads<2>(q, count, hd, seg + s, out + 16 * s, ldo);
   if (s < n_seg) scores_heads<1>(q, count, hd, seg + s, out + 16 * s, ldo);
+}
+
+void convert_keys16_avx512(const KvLayout& l, const char* block, int64_t off, int64_t h,
+                           float* dst) {
+  const int64_t hd = l.head_dim, bs = l.block_size, first = h * hd;
+  if (l.type == DType::F16) {
+    const uint16_t* src = reinterpret_cast<const uint16_t*>(block) + first * bs + off;
+    for (int64_t d = 0; d < hd; ++d)
+      _mm512_storeu_ps(
+          dst + d * 16,
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + d * bs))));
+    return;
+  }
+  const int8_t* q = reinterpret_cast<const int8_t*>(block);
+  const uint16_t* scales = reinterpret_cast<const uint16_t*>(q + l.kv_dim() * bs);
+  __m512 sc = _mm512_setzero_ps();
+  int64_t scale_row = -1;
+  for (int64_t d = 0; d < hd; ++d) {
+    const int64_t e = first + d;
+    if (e / kQBlock != scale_row) {
+      scale_row = e / kQBlock;
+      sc = _mm512_cvtph_ps(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + scale_row * bs + off)));
+    }
+    const __m512i v =
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + e * bs + off)));
+    _mm512_storeu_ps(dst + d * 16, _mm512_mul_ps(_mm512_cvtepi32_ps(v), sc));
+  }
+}
+
+void convert_values_avx512(const KvLayout& l, const char* block, int64_t off, int64_t n, int64_t h,
+                           float* dst) {
+  const int64_t hd = l.head_dim, bs = l.block_size;
+  const int64_t base = (h * bs + off) * hd;
+  if (l.type == DType::F16) {
+    const uint16_t* src = reinterpret_cast<const uint16_t*>(block) + base;
+    int64_t i = 0;
+    for (; i + 16 <= n * hd; i += 16)
+      _mm512_storeu_ps(
+          dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
+    for (; i < n * hd; ++i) dst[i] = fp16_to_fp32(src[i]);
+    return;
+  }
+  const int8_t* q = reinterpret_cast<const int8_t*>(block);
+  const uint16_t* scales = reinterpret_cast<const uint16_t*>(q + l.kv_dim() * bs);
+  const int64_t per_row = l.kv_dim() / kQBlock, first = h * hd;
+  for (int64_t j = 0; j < n; ++j) {
+    const int8_t* r = q + base + j * hd;
+    const uint16_t* s = scales + (off + j) * per_row;
+    float* o = dst + j * hd;
+    int64_t d = 0;
+    if (first % 16 == 0) {
+      // 16 elements starting at a multiple of 16 stay in one block of 32.
+      for (; d + 16 <= hd; d += 16) {
+        const __m512 scale = _mm512_set1_ps(_cvtsh_ss(s[(first + d) / kQBlock]));
+        const __m512i v =
+            _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + d)));
+        _mm512_storeu_ps(o + d, _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale));
+      }
+    }
+    for (; d < hd; ++d) o[d] = static_cast<float>(r[d]) * fp16_to_fp32(s[(first + d) / kQBlock]);
+  }
 }
 
 void accumulate_values_avx512(float* out, const float* probs, const float* const* v, int64_t hd,
