@@ -1,6 +1,7 @@
 // AVX2+FMA+F16C matmul kernels (the baseline every supported CPU has). The
 // 16 lane sums of matmul_isa.h live in two 8-wide registers per output.
-// Decode and short batches (n < kPanelMinN): 2×2 tiles, weights converted in
+// Decode and short batches (n < kPanelMinN): 1×2 tiles (one weight row, as
+// in matmul_avx512.cpp: one sequential weight stream), weights converted in
 // registers as they stream in. Prefill: converted weight panels reused over
 // a block of activation rows (panel_rows below, as in matmul_avx512.cpp).
 #include <immintrin.h>
@@ -17,8 +18,9 @@ namespace nucleus::kernels::detail {
 namespace {
 
 // Tile: kR weight rows × kC activation rows. 2·kR·kC accumulators plus the
-// operands must fit the 16 ymm registers; 2×3 already spilled.
-constexpr int kR = 2;
+// operands must fit the 16 ymm registers; 2×3 already spilled. One weight
+// row keeps the weight reads one sequential stream (matmul_avx512.cpp).
+constexpr int kR = 1;
 constexpr int kC = 2;
 
 inline float hsum8(__m256 v) {

@@ -18,9 +18,14 @@
 // the unblocked definition bit for bit, whatever n, the block sizes or the
 // task split.
 //
-// Decode and short batches (n < kPanelMinN): 4×4 tiles with weights
-// converted in registers as they stream from memory; the bandwidth of the
-// weight stream is the limit there.
+// Decode and short batches (n < kPanelMinN): one weight row × up to 4
+// activation rows per tile, weights converted in registers as they stream
+// from memory. One row at a time keeps the weight reads a single sequential
+// stream: on AMD Zen 5, 4-row tiles (four interleaved streams 4 KiB apart)
+// reached 46-51 % of the probed bandwidth in TinyLlama F16 decode, one row
+// 76-92 % (1.4-1.9x the tokens/s; one thread 2x), although a single row is
+// one FMA dependency chain: the out-of-order window overlaps the next row's
+// chain, and the memory system, not the chain, is the limit.
 //
 // GCC 12's AVX-512 intrinsic headers start some results from
 // _mm512_undefined_*(), which trips -Wuninitialized after inlining.
@@ -113,8 +118,8 @@ struct LoadBF16 {
 };
 
 // ---- short batches: kSmallR weight rows × C <= kSmallC activation rows,
-// weights converted in registers as they stream in.
-constexpr int kSmallR = 4;
+// weights converted in registers as they stream in (one row: see the top).
+constexpr int kSmallR = 1;
 constexpr int kSmallC = 4;
 
 template <class L, int C>

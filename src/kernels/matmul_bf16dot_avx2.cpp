@@ -111,7 +111,9 @@ void row_block(const Bf16DotArgs& a, int64_t o) {
 
 void bf16dot_rows_avx2(const Bf16DotArgs& a, int64_t o0, int64_t o1) {
   int64_t o = o0;
-  for (; o + 2 <= o1; o += 2) row_block<2>(a, o);
+  // Decode and short batches: one weight row at a time (matmul_avx512.cpp).
+  if (a.n >= 16)
+    for (; o + 2 <= o1; o += 2) row_block<2>(a, o);
   for (; o < o1; ++o) row_block<1>(a, o);
 }
 

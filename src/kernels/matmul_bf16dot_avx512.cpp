@@ -88,7 +88,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 void bf16dot_rows_avx512(const Bf16DotArgs& a, int64_t o0, int64_t o1) {
   int64_t o = o0;
-  for (; o + 4 <= o1; o += 4) row_block<4>(a, o);
+  // Decode and short batches: one weight row at a time, a single sequential
+  // weight stream (matmul_avx512.cpp measures why).
+  if (a.n >= 16)
+    for (; o + 4 <= o1; o += 4) row_block<4>(a, o);
   for (; o < o1; ++o) row_block<1>(a, o);
 }
 
