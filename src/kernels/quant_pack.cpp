@@ -112,4 +112,13 @@ Matrix pack_matrix(const Matrix& w, AlignedBytes& storage) {
   return m;
 }
 
+Matrix copy_matrix(const Matrix& w, AlignedBytes& storage) {
+  const size_t bytes = row_bytes(w.type, w.cols) * static_cast<size_t>(w.rows);
+  storage = aligned_bytes(bytes);
+  if (bytes > 0) std::memcpy(storage.get(), w.data, bytes);
+  Matrix m = w;
+  m.data = storage.get();
+  return m;
+}
+
 }  // namespace nucleus::kernels

@@ -53,4 +53,13 @@ AlignedBytes aligned_bytes(size_t n);
 // Non-quantized matrices are returned unchanged (storage left empty).
 Matrix pack_matrix(const Matrix& w, AlignedBytes& storage);
 
+// The matrix's bytes copied unchanged into *storage (aligned_bytes: huge
+// pages where the kernel gives them); returns w with w.data pointing there.
+// For the weights the kernels read in the file's layout (F32/F16/BF16, the
+// K-quants): decode streams every byte once per token, and a read-only file
+// mapping's speed depends on how the page cache happened to be filled (Zen 5,
+// TinyLlama F16 decode: 12.6 tok/s on pages written by `convert`, 22.3 after
+// the file was re-read), so the copy makes it independent of that.
+Matrix copy_matrix(const Matrix& w, AlignedBytes& storage);
+
 }  // namespace nucleus::kernels

@@ -75,12 +75,16 @@ Model::Model(std::shared_ptr<const ModelFile> file) : file_(std::move(file)) {
   output_norm_ = vector_f32(f, "output_norm.weight", c.dim);
   output_ =
       f.find("output.weight") != nullptr ? matrix(f, "output.weight", c.dim, c.vocab_size) : emb;
-  // The file's copy of a repacked matrix is not read again (the embedding
-  // rows of a tied output still are, and fault back in from the file).
+  // Q8_0/Q4_0 are repacked, every other type copied as it is, both onto huge
+  // pages (quant_pack.h says why); the file's copy is not read again (the
+  // embedding rows of a tied output still are, and fault back in from the
+  // file).
   auto pack = [this](kernels::Matrix& m) {
     packed_.emplace_back();
+    const kernels::Matrix file_matrix = m;
     m = kernels::pack_matrix(m, packed_.back());
-    if (m.packed != nullptr) file_->release_pages(m.data, row_bytes(m.type, m.cols) * m.rows);
+    if (m.packed == nullptr) m = kernels::copy_matrix(m, packed_.back());
+    file_->release_pages(file_matrix.data, row_bytes(m.type, m.cols) * m.rows);
   };
   for (LayerWeights& w : layers_) {
     for (kernels::Matrix* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) pack(*m);
