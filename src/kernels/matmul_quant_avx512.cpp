@@ -35,7 +35,14 @@ inline __m512i bcast32(const uint8_t* p) {
 }
 
 // Chunk k (0..7) of a block: 4 bytes of each of the 16 rows, unsigned.
+// kPrefetch: how far ahead decode (one activation row) prefetches each row
+// group's stream, 0 for none. Q4_0 does twice the work per byte of Q8_0, so
+// the out-of-order window holds half as many bytes in flight and the stream
+// stalls on memory: TinyLlama Q4_0 decode on Zen 5 measured 68 tok/s with
+// 2 KiB (61 at 1 KiB, 65 at 4 KiB, 62 into L2 only) against 51 without;
+// Q8_0 measured the same with and without.
 struct ChunksQ8 {
+  static constexpr int kPrefetch = 0;
   template <int G>
   static void load(const uint8_t* const* blk, int k, __m512i (&w)[G]) {
 #pragma GCC unroll 8
@@ -43,6 +50,7 @@ struct ChunksQ8 {
   }
 };
 struct ChunksQ4 {
+  static constexpr int kPrefetch = 2048;
   template <int G>
   static void load(const uint8_t* const* blk, int k, __m512i (&w)[G]) {
     const __m512i low = _mm512_set1_epi8(0x0f);
@@ -88,6 +96,12 @@ void tile(const MatmulArgs& a, int64_t g0, int64_t c0) {
         isum[0][g][c] = start;
         if constexpr (kSplit == 2) isum[1][g][c] = _mm512_setzero_si512();
       }
+    }
+    if constexpr (C == 1 && W::kPrefetch > 0) {
+#pragma GCC unroll 8
+      for (int g = 0; g < G; ++g)
+        for (size_t line = 0; line < l.block_bytes; line += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(blk[g]) + W::kPrefetch + line, _MM_HINT_T0);
     }
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
