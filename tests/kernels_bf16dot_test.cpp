@@ -119,6 +119,24 @@ TEST(Bf16Dot, EveryIsaEqualsReferenceBitForBit) {
   }
 }
 
+TEST(Bf16Dot, LongPrefillEqualsReference) {
+  // Enough activation rows for several of the AVX-512 prefill's L2 blocks
+  // (256 KiB: 128 rows of 1024 columns) with a short last one, and a row
+  // count that leaves every tile remainder (6-row tiles, then 2, then 1).
+  const int64_t rows = 67, cols = 1024, n = 301;
+  Case c = make(rows, cols, n, 91, false);
+  std::vector<float> ref(static_cast<size_t>(n * rows));
+  matmul_bf16dot_reference(c.m, c.x.data(), n, ref.data());
+  ThreadPool pool(2);
+  MatmulWorkspace ws;
+  for (Bf16DotIsa isa : isas()) {
+    std::vector<float> y(ref.size(), -1.0f);
+    matmul_bf16dot(isa, c.m, c.x.data(), n, y.data(), pool, ws);
+    SCOPED_TRACE(testing::Message() << "isa " << static_cast<int>(isa));
+    expect_bits_equal(y, ref, "kernel vs reference");
+  }
+}
+
 TEST(Bf16Dot, RowResultIndependentOfBatchSizeAndThreads) {
   // A model-sized matrix, so the work is split into many tasks.
   const int64_t rows = 300, cols = 768, n = 23;
