@@ -20,7 +20,7 @@ struct ModelOptions {
   std::string quantize;         // convert matrices at load time: q8_0, q4_0, f16, bf16
   std::string kv_type = "f32";  // KV cache element type (commands that run the engine)
   // BF16 weights' reduction definition: auto, on, off (kernels/matmul_bf16dot.h).
-  std::string bf16_dot = "off";
+  std::string bf16_dot = "auto";
 
   void add_to(CLI::App* app);
   // --kv-type and --bf16-dot, for the commands that build an Engine.

@@ -31,8 +31,8 @@ void ModelOptions::add_kv_type_to(CLI::App* app) {
   // Beside --kv-type: every command that runs the engine takes both.
   app->add_option("--bf16-dot", bf16_dot,
                   "BF16 weights through the BF16 dot product (activations rounded to BF16): "
-                  "off (default: F32-widening), auto (only where this CPU's vdpbf16ps outruns its "
-                  "F32 FMA, measured once), on (AVX2 emulation without AVX512_BF16)")
+                  "auto (default: on AMD Zen 4 and later, whose vdpbf16ps outruns their F32 FMA; "
+                  "otherwise off), off (F32-widening), on (AVX2 emulation without AVX512_BF16)")
       ->check(CLI::IsMember({"auto", "on", "off"}));
 }
 

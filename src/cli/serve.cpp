@@ -15,6 +15,8 @@
 
 #include "chat/chat_template.h"
 #include "cli/common.h"
+#include "kernels/matmul_bf16dot.h"
+#include "kv/kv_cache.h"
 #include "serve/service.h"
 #include "server/auth.h"
 #include "server/http_server.h"
@@ -132,17 +134,18 @@ int run_serve(ServeOpts& o) {
 
   EngineOptions eo;
   eo.threads = o.model.thread_count();
+  eo.kv_type = parse_kv_type(o.model.kv_type);
+  eo.bf16_dot = kernels::parse_bf16_dot(o.model.bf16_dot.c_str());
   eo.max_sequences = std::max<int64_t>(1, o.parallel);
-  if (o.kv_cache_mib > 0) {
-    // K and V, every layer, block_size positions of f32 (checked against the
-    // cache's own accounting below).
-    const int64_t bytes_per_block = 2 * mc.n_layers * mc.kv_dim() * eo.kv_block_size * 4;
+  // K and V, every layer, block_size positions of kv_dim elements of the KV
+  // type (checked against the cache's own accounting below).
+  const int64_t bytes_per_block = 2 * mc.n_layers * eo.kv_block_size *
+                                  static_cast<int64_t>(row_bytes(eo.kv_type, mc.kv_dim()));
+  if (o.kv_cache_mib > 0)
     eo.kv_blocks = std::max<int64_t>(1, o.kv_cache_mib * 1024 * 1024 / bytes_per_block);
-  }
   Engine engine(m.model, eo);
   const KvMemory kvm = engine.kv().memory();
-  check(o.kv_cache_mib == 0 ||
-            kvm.bytes_per_block == 2 * mc.n_layers * mc.kv_dim() * eo.kv_block_size * 4,
+  check(kvm.bytes_per_block == bytes_per_block,
         "internal: KV block size differs from the --kv-cache-mib estimate");
 
   serve::ServiceOptions svo;

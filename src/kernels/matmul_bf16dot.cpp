@@ -90,9 +90,8 @@ double bf16dot_probe_ratio() {
 }
 
 bool bf16dot_pays() {
-  // A 10 % margin keeps a CPU where both run at one rate (probe noise) on the
-  // F32-widening definition, which is the more accurate one.
-  return bf16dot_probe_ratio() > 1.1;
+  const CpuFeatures& f = cpu_features();
+  return bf16dot_isa_supported(Bf16DotIsa::kAvx512) && f.amd && f.family >= 0x19;
 }
 
 bool bf16dot_enabled(Bf16Dot d) {

@@ -36,12 +36,16 @@ Bf16Dot parse_bf16_dot(const char* s);
 const char* bf16_dot_name(Bf16Dot d);
 
 // True when the CPU has AVX512_BF16 (and the AVX-512 matmul path is allowed)
-// and a one-time micro-probe (bf16dot_probe_ratio) finds vdpbf16ps
-// delivering more multiply-adds per second than F32 FMA. Measured once per
-// process (about a millisecond), then cached.
+// and is of a microarchitecture whose vdpbf16ps delivers more multiply-adds
+// per second than its F32 FMA: AMD Zen 4 and later (CPUID family 0x19 and
+// up; measured on Zen 5 with bf16dot_probe_ratio: 1.85, and TinyLlama BF16
+// pp512 232 vs 135 tok/s). Intel's (the development Sapphire Rapids class
+// Xeon measured 0.75) stay on the F32-widening definition. A table, not the
+// timing probe: a process's results must not depend on a measurement.
 bool bf16dot_pays();
 // FLOP/s of vdpbf16ps ÷ FLOP/s of vfmadd231ps on one core (0 without
-// AVX512_BF16). Exposed for `bench`/tests to report.
+// AVX512_BF16), measured once per process (about a millisecond). Reported
+// by `bench` beside the table's choice; it decides nothing.
 double bf16dot_probe_ratio();
 // Resolves kAuto.
 bool bf16dot_enabled(Bf16Dot d);

@@ -17,7 +17,10 @@ uint64_t xgetbv0() {
 CpuFeatures detect() {
   CpuFeatures f;
   unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid(0, &a, &b, &c, &d)) f.amd = b == 0x68747541u;  // "Auth" of AuthenticAMD
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  f.family = (a >> 8) & 0xf;
+  if (f.family == 0xf) f.family += (a >> 20) & 0xff;
   const bool osxsave = (c >> 27) & 1;
   f.fma = (c >> 12) & 1;
   f.f16c = (c >> 29) & 1;

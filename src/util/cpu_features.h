@@ -15,6 +15,10 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512vnni = false;
   bool avx512bf16 = false;
+  // CPUID vendor and display family (base + extended), for choices made by
+  // microarchitecture rather than by instruction set.
+  bool amd = false;
+  unsigned family = 0;
 
   bool has_avx512_core() const { return avx512f && avx512bw && avx512vl && avx512dq; }
   std::string describe() const;
