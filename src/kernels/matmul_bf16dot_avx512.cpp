@@ -78,25 +78,6 @@ void tile(const Bf16DotArgs& a, int64_t o, int64_t r) {
     for (int k = 0; k < RX; ++k) a.y[(r + k) * a.rows + o + i] = hsum16(acc[i][k]);
 }
 
-template <int RW>
-void row_block(const Bf16DotArgs& a, int64_t o) {
-  int64_t r = 0;
-  for (; r + 4 <= a.n; r += 4) tile<RW, 4>(a, o, r);
-  switch (a.n - r) {
-    case 3:
-      tile<RW, 3>(a, o, r);
-      break;
-    case 2:
-      tile<RW, 2>(a, o, r);
-      break;
-    case 1:
-      tile<RW, 1>(a, o, r);
-      break;
-    default:
-      break;
-  }
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -109,8 +90,9 @@ constexpr int kPW = 6;
 constexpr int kPX = 4;
 constexpr int64_t kXBlockBytes = 256 << 10;
 
+// Weight rows [o, o + RW) against activation rows [r0, r1).
 template <int RW>
-void prefill_rows(const Bf16DotArgs& a, int64_t o, int64_t r0, int64_t r1) {
+void rows_block(const Bf16DotArgs& a, int64_t o, int64_t r0, int64_t r1) {
   int64_t r = r0;
   for (; r + kPX <= r1; r += kPX) tile<RW, kPX>(a, o, r);
   switch (r1 - r) {
@@ -134,9 +116,9 @@ void prefill(const Bf16DotArgs& a, int64_t o0, int64_t o1) {
   for (int64_t r0 = 0; r0 < a.n; r0 += xb) {
     const int64_t r1 = std::min(a.n, r0 + xb);
     int64_t o = o0;
-    for (; o + kPW <= o1; o += kPW) prefill_rows<kPW>(a, o, r0, r1);
-    for (; o + 2 <= o1; o += 2) prefill_rows<2>(a, o, r0, r1);
-    for (; o < o1; ++o) prefill_rows<1>(a, o, r0, r1);
+    for (; o + kPW <= o1; o += kPW) rows_block<kPW>(a, o, r0, r1);
+    for (; o + 2 <= o1; o += 2) rows_block<2>(a, o, r0, r1);
+    for (; o < o1; ++o) rows_block<1>(a, o, r0, r1);
   }
 }
 
@@ -146,7 +128,7 @@ void bf16dot_rows_avx512(const Bf16DotArgs& a, int64_t o0, int64_t o1) {
   if (a.n >= 16) return prefill(a, o0, o1);
   // Decode and short batches: one weight row at a time, a single sequential
   // weight stream (matmul_avx512.cpp measures why).
-  for (int64_t o = o0; o < o1; ++o) row_block<1>(a, o);
+  for (int64_t o = o0; o < o1; ++o) rows_block<1>(a, o, 0, a.n);
 }
 
 void bf16dot_round_row_avx512(const float* x, int64_t cols, uint16_t* out) {
