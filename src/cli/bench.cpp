@@ -258,6 +258,8 @@ int run_bench_command(const BenchOptions& o) {
   eo.threads = threads;
   eo.kv_type = parse_kv_type(o.model.kv_type);
   eo.bf16_dot = kernels::parse_bf16_dot(o.model.bf16_dot.c_str());
+  if (dtype == DType::BF16 && kernels::bf16dot_enabled(eo.bf16_dot))
+    peaks = cost::with_bf16_dot_peak(peaks);
   // One sequence at a time (each repetition releases its own), plus the
   // prefilled depth it forks from.
   eo.max_sequences = o.depth > 0 ? 2 : 1;

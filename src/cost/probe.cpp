@@ -307,9 +307,9 @@ MachinePeaks cached_or_default_peaks(const std::string& path) {
 double peak_flops(const MachinePeaks& peaks, DType weight_dtype, int threads) {
   const bool all = threads > 1;
   switch (weight_dtype) {
-    // The matmul kernels widen BF16 weights to F32 and use FMAs (vdpbf16ps
-    // measured at half the FMA rate on the development machine), so FMA bounds
-    // BF16 too; the BF16 dot peak is still probed and printed.
+    // By default the matmul kernels widen BF16 weights to F32 and use FMAs,
+    // so FMA bounds BF16 too; with the BF16 dot product on, callers pass
+    // with_bf16_dot_peak(peaks).
     case DType::F32:
     case DType::F16:
     case DType::BF16:
@@ -318,6 +318,13 @@ double peak_flops(const MachinePeaks& peaks, DType weight_dtype, int threads) {
       return all ? peaks.dot_int8.all : peaks.dot_int8.one;
   }
   return 0;
+}
+
+MachinePeaks with_bf16_dot_peak(MachinePeaks peaks) {
+  // Only BF16 weights read the FMA figure once their matmuls run vdpbf16ps.
+  peaks.fma_f32 = peaks.dot_bf16;
+  peaks.source += "; BF16 weights through the BF16 dot product: its peak";
+  return peaks;
 }
 
 double peak_bandwidth(const MachinePeaks& peaks, int threads) {

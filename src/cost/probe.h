@@ -56,6 +56,10 @@ MachinePeaks cached_or_default_peaks(const std::string& path = peaks_cache_path(
 // The peak that bounds a matmul with weights of this dtype as our kernels run
 // it: f32/f16/bf16 -> FMA (bf16 is widened to f32), q8_0/q4_0 -> int8 dot. `threads` > 1 picks the all-thread rate.
 double peak_flops(const MachinePeaks& peaks, DType weight_dtype, int threads);
+// The peaks MFU is judged against when BF16 weights run through the BF16 dot
+// product (kernels/matmul_bf16dot.h): the same, with the BF16-dot FLOP/s as
+// the BF16 weights' peak (noted in source).
+MachinePeaks with_bf16_dot_peak(MachinePeaks peaks);
 double peak_bandwidth(const MachinePeaks& peaks, int threads);
 // Model FLOPs utilisation and memory bandwidth utilisation, in [0, 1] when the
 // peaks hold (0 when a peak is unknown).
