@@ -138,10 +138,9 @@ int run_generate(GenerateOpts& o) {
   }
   const GenerateResult res = generate(engine, m.tokenizer.get(), req, stream);
   const DType wtype = m.model->weight_type();
-  const cost::MachinePeaks peaks =
-      wtype == DType::BF16 && kernels::bf16dot_enabled(eo.bf16_dot)
-          ? cost::with_bf16_dot_peak(cost::cached_or_default_peaks())
-          : cost::cached_or_default_peaks();
+  cost::MachinePeaks peaks = cost::cached_or_default_peaks();
+  if (wtype == DType::BF16 && kernels::bf16dot_enabled(eo.bf16_dot))
+    peaks = cost::with_bf16_dot_peak(peaks);
   const PhasePerf prefill_perf = measured(res.prefill, peaks, wtype, eo.threads);
   const PhasePerf decode_perf = measured(res.decode, peaks, wtype, eo.threads);
 

@@ -20,6 +20,12 @@ void ModelFile::release_pages(const uint8_t* p, size_t n) const {
   for (const auto& m : mappings) m->release(p, n);
 }
 
+bool ModelFile::mapped(const uint8_t* p, size_t n) const {
+  for (const auto& m : mappings)
+    if (m->contains(p, n)) return true;
+  return false;
+}
+
 const TensorView& ModelFile::get(const std::string& name) const {
   const TensorView* t = find(name);
   if (t == nullptr) throw Error("model has no tensor '" + name + "'");

@@ -36,6 +36,8 @@ struct ModelFile {
   // Drops a tensor's mapped pages from memory once it has been copied
   // elsewhere (no effect on owned memory). The view stays valid.
   void release_pages(const uint8_t* p, size_t n) const;
+  // True when [p, p + n) lies in one of the file mappings (not owned memory).
+  bool mapped(const uint8_t* p, size_t n) const;
 };
 
 struct LoadOptions {

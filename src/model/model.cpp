@@ -75,16 +75,20 @@ Model::Model(std::shared_ptr<const ModelFile> file) : file_(std::move(file)) {
   output_norm_ = vector_f32(f, "output_norm.weight", c.dim);
   output_ =
       f.find("output.weight") != nullptr ? matrix(f, "output.weight", c.dim, c.vocab_size) : emb;
-  // Q8_0/Q4_0 are repacked, every other type copied as it is, both onto huge
-  // pages (quant_pack.h says why); the file's copy is not read again (the
-  // embedding rows of a tied output still are, and fault back in from the
-  // file).
+  // Q8_0/Q4_0 are repacked; every other type read from the file mapping is
+  // copied as it is; both onto huge pages (quant_pack.h says why). Matrices
+  // already in memory the file owns (converted at load by --quantize) stay
+  // where they are: a second copy would only double them. The file's copy
+  // is not read again (the embedding rows of a tied output still are, and
+  // fault back in from the file).
   auto pack = [this](kernels::Matrix& m) {
     packed_.emplace_back();
-    const kernels::Matrix file_matrix = m;
+    const uint8_t* const source = m.data;
+    const size_t bytes = row_bytes(m.type, m.cols) * static_cast<size_t>(m.rows);
     m = kernels::pack_matrix(m, packed_.back());
-    if (m.packed == nullptr) m = kernels::copy_matrix(m, packed_.back());
-    file_->release_pages(file_matrix.data, row_bytes(m.type, m.cols) * m.rows);
+    if (m.packed == nullptr && file_->mapped(source, bytes))
+      m = kernels::copy_matrix(m, packed_.back());
+    file_->release_pages(source, bytes);
   };
   for (LayerWeights& w : layers_) {
     for (kernels::Matrix* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) pack(*m);

@@ -34,9 +34,13 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   ::close(fd);
 }
 
+bool MappedFile::contains(const uint8_t* p, size_t n) const {
+  return data_ != nullptr && p >= data_ && n <= size_ &&
+         p - data_ <= static_cast<ptrdiff_t>(size_ - n);
+}
+
 void MappedFile::release(const uint8_t* p, size_t n) const {
-  if (data_ == nullptr || p < data_ || n > size_ || p - data_ > static_cast<ptrdiff_t>(size_ - n))
-    return;
+  if (!contains(p, n)) return;
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
   const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;

@@ -20,6 +20,8 @@ class MappedFile {
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // True when [p, p + n) lies inside this mapping.
+  bool contains(const uint8_t* p, size_t n) const;
   // Drops the whole pages inside [p, p + n) from this process's memory when
   // they lie in this mapping (they are read again from the file if touched),
   // e.g. weights that were copied into another layout. Does nothing for
